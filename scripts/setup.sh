@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every Debian package fnn needs to build, test, benchmark and run its main job.
+# Idempotent: packages already present are skipped, apt-get update runs only when something is missing.
+set -euo pipefail
+packages=(
+  build-essential cmake ninja-build ccache git pkg-config
+  libboost-dev libboost-test-dev libxsimd-dev zlib1g-dev
+  libbenchmark-dev libopenblas-dev libdnnl-dev libcli11-dev
+  python3-torch python3-numpy python3-matplotlib
+  dataset-fashion-mnist
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  echo "fnn setup: installing ${missing[*]}"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "fnn setup: all packages present"
+fi
