@@ -1,0 +1,149 @@
+#pragma once
+// Batch normalization over the batch dimension (torch.nn.BatchNorm1d on [batch, features]):
+// train mode normalizes with the batch mean and biased variance and updates running statistics
+// (momentum 0.1, running variance unbiased); eval mode uses the running statistics. eps = 1e-5.
+// Statistics are computed in two passes (mean, then centred squares) in the accumulation type
+// `double`, so large offsets do not cancel catastrophically.
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fnn/core/errors.hpp"
+#include "fnn/layers/layer.hpp"
+
+namespace fnn {
+
+template <class T, std::size_t Features>
+class batch_norm_layer final {
+ public:
+  static constexpr std::size_t in_features = Features;
+  static constexpr std::size_t out_features = Features;
+  static constexpr std::string_view name = "batch_norm";
+  static constexpr index_t min_train_batch = 2;  // one sample has no variance (torch raises too)
+  static constexpr double eps = 1e-5;
+  static constexpr double momentum = 0.1;
+
+  batch_norm_layer()
+      : gamma_(Features), gamma_grad_(Features), beta_(Features), beta_grad_(Features),
+        running_mean_(Features), running_var_(Features), mean_(Features), rstd_(Features) {}
+
+  template <class Rng>
+  void initialize(Rng&) {
+    for (std::size_t j = 0; j < Features; ++j) {
+      gamma_[j] = T(1);
+      beta_[j] = T(0);
+      running_mean_[j] = T(0);
+      running_var_[j] = T(1);
+    }
+    batches_tracked_ = 0;
+  }
+
+  void forward(const_matrix_view<T> x, matrix_view<T> y, mode m, random_engine&) {
+    const index_t n = x.rows();
+    if (m == mode::train) {
+      if (n < min_train_batch)
+        throw value_error("batch_norm needs at least 2 samples per batch in train mode, got " + std::to_string(n));
+      batch_statistics(x);
+      for (std::size_t j = 0; j < Features; ++j) {
+        const double var = batch_var_[j];
+        running_mean_[j] = T((1 - momentum) * double(running_mean_[j]) + momentum * double(mean_[j]));
+        running_var_[j] = T((1 - momentum) * double(running_var_[j]) + momentum * var * double(n) / double(n - 1));
+      }
+      ++batches_tracked_;
+    } else {
+      for (std::size_t j = 0; j < Features; ++j) {
+        mean_[j] = running_mean_[j];
+        rstd_[j] = T(1.0 / std::sqrt(double(running_var_[j]) + eps));
+      }
+    }
+    for (index_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < Features; ++j) {
+        const auto c = index_t(j);
+        y(i, c) = gamma_[j] * (x(i, c) - mean_[j]) * rstd_[j] + beta_[j];
+      }
+  }
+
+  // Uses mean_/rstd_ of the last forward (batch statistics in train mode, running ones in eval mode).
+  void backward(const_matrix_view<T> x, const_matrix_view<T>, const_matrix_view<T> dy, matrix_view<T> dx, mode m) {
+    const index_t n = x.rows();
+    for (std::size_t j = 0; j < Features; ++j) {
+      const auto c = index_t(j);
+      double sum_dy = 0, sum_dy_xhat = 0;
+      for (index_t i = 0; i < n; ++i) {
+        const double xhat = (double(x(i, c)) - double(mean_[j])) * double(rstd_[j]);
+        sum_dy += double(dy(i, c));
+        sum_dy_xhat += double(dy(i, c)) * xhat;
+      }
+      beta_grad_[j] += T(sum_dy);
+      gamma_grad_[j] += T(sum_dy_xhat);
+      if (dx.rows() == 0) continue;
+      const double g = double(gamma_[j]) * double(rstd_[j]);
+      for (index_t i = 0; i < n; ++i) {
+        if (m == mode::eval) {
+          dx(i, c) = T(g * double(dy(i, c)));
+        } else {
+          const double xhat = (double(x(i, c)) - double(mean_[j])) * double(rstd_[j]);
+          dx(i, c) = T(g * (double(dy(i, c)) - sum_dy / double(n) - xhat * sum_dy_xhat / double(n)));
+        }
+      }
+    }
+  }
+
+  template <class F>
+  void for_each_parameter(index_t module, F&& f) {
+    parameter_ref<T> g{module, "weight", parameter_kind::norm_scale, gamma_, gamma_grad_, {index_t(Features), 1}, 1};
+    f(g);
+    parameter_ref<T> b{module, "bias", parameter_kind::norm_shift, beta_, beta_grad_, {index_t(Features), 1}, 1};
+    f(b);
+  }
+  template <class F>
+  void for_each_buffer(index_t module, F&& f) {
+    buffer_ref<T> rm{module, "running_mean", running_mean_, nullptr, index_t(Features)};
+    f(rm);
+    buffer_ref<T> rv{module, "running_var", running_var_, nullptr, index_t(Features)};
+    f(rv);
+    buffer_ref<T> nb{module, "num_batches_tracked", {}, &batches_tracked_, 1};
+    f(nb);
+  }
+
+  std::span<const T> running_mean() const noexcept { return running_mean_; }
+  std::span<const T> running_var() const noexcept { return running_var_; }
+  std::int64_t batches_tracked() const noexcept { return batches_tracked_; }
+
+ private:
+  void batch_statistics(const_matrix_view<T> x) {
+    const index_t n = x.rows();
+    std::vector<double> mean(Features, 0.0), m2(Features, 0.0);
+    batch_var_.resize(Features);
+    for (index_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < Features; ++j) mean[j] += double(x(i, index_t(j)));
+    for (std::size_t j = 0; j < Features; ++j) mean[j] /= double(n);
+    for (index_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < Features; ++j) {
+        const double d = double(x(i, index_t(j))) - mean[j];
+        m2[j] += d * d;
+      }
+    for (std::size_t j = 0; j < Features; ++j) {
+      mean_[j] = T(mean[j]);
+      batch_var_[j] = m2[j] / double(n);
+      rstd_[j] = T(1.0 / std::sqrt(batch_var_[j] + eps));
+    }
+  }
+
+  buffer<T> gamma_, gamma_grad_, beta_, beta_grad_, running_mean_, running_var_;
+  buffer<T> mean_, rstd_;  // of the last forward, for backward
+  std::vector<double> batch_var_;
+  std::int64_t batches_tracked_ = 0;
+};
+
+struct batch_norm final {
+  using fnn_layer_spec = void;
+  static constexpr layer_role role = layer_role::normalization;
+  template <class T, std::size_t, std::size_t In, class>
+  using bind = batch_norm_layer<T, In>;
+};
+
+}  // namespace fnn

@@ -1,0 +1,54 @@
+#pragma once
+// What every layer shares. A layer is declared by a *spec* (what users write: fnn::dense<256>,
+// fnn::gelu, ...) which the network binds to a concrete implementation once the input width, the
+// scalar type and the layer's position are known:
+//
+//   typename Spec::template bind<T, LayerIndex, InFeatures, InitHint>
+//
+// A bound layer has in_features/out_features, forward(x, y, mode, rng), backward(x, y, dy, dx, mode)
+// and visits its parameters/buffers. forward/backward here are the reference (plain loop) versions
+// that fused kernels are tested against. Gradients accumulate (as in PyTorch) until zero_grad.
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string_view>
+
+#include "fnn/core/config.hpp"
+#include "fnn/core/parameter.hpp"
+#include "fnn/core/tensor.hpp"
+
+namespace fnn {
+
+// The random engine a network hands its layers (dropout masks, initial weights).
+using random_engine = std::mt19937_64;
+
+// What a layer is, for the network's bookkeeping (the fusion plan and default initializers use it).
+enum class layer_role { dense, normalization, activation, regularization, pooling };
+
+template <class S>
+concept layer_spec = requires {
+  typename S::fnn_layer_spec;
+  { S::role } -> std::convertible_to<layer_role>;
+};
+
+// Base of layers without trainable parameters or buffers.
+struct stateless_layer {
+  template <class F>
+  void for_each_parameter(index_t, F&&) {}
+  template <class F>
+  void for_each_buffer(index_t, F&&) {}
+  template <class Rng>
+  void initialize(Rng&) {}
+};
+
+namespace detail {
+// A constexpr square root (std::sqrt is not constexpr in C++20) for gains known at compile time.
+constexpr double constexpr_sqrt(double x) {
+  double r = x > 1 ? x : 1.0;
+  for (int i = 0; i < 64; ++i) r = 0.5 * (r + x / r);
+  return r;
+}
+}  // namespace detail
+
+}  // namespace fnn

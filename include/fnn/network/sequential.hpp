@@ -1,0 +1,319 @@
+#pragma once
+// A network as a C++ type:
+//
+//   using net_t = fnn::sequential<fnn::input<784>,
+//                                 fnn::dense<256>, fnn::batch_norm, fnn::gelu,
+//                                 fnn::dense<10>>;
+//   net_t net{fnn::seed{42}};
+//   float loss = net.train_step(x, labels, fnn::loss::softmax_cross_entropy{}, opt);
+//   auto logits = net.infer(x);
+//
+// Feature widths are compile-time (checked, with the numbers in the error); the batch size is a
+// run-time value checked before anything runs. This is the reference (one layer at a time) path.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "fnn/core/diagnostics.hpp"
+#include "fnn/core/errors.hpp"
+#include "fnn/core/tensor.hpp"
+#include "fnn/layers/init.hpp"
+#include "fnn/layers/layer.hpp"
+#include "fnn/layers/penalty.hpp"
+
+namespace fnn {
+
+template <std::size_t Features>
+struct input final {
+  static constexpr std::size_t features = Features;
+};
+
+struct seed final {
+  std::uint64_t value = 0;
+};
+
+namespace detail {
+
+template <class T>
+inline constexpr bool is_input = false;
+template <std::size_t F>
+inline constexpr bool is_input<input<F>> = true;
+
+template <class... S>
+struct type_list {};
+
+// The initializer hint for a dense layer: that of the first activation after it, unless another
+// dense layer comes first (then the dense layer is "not followed by an activation").
+template <class S>
+struct init_hint_of {
+  using type = typename S::init_hint;
+};
+template <class... Rest>
+struct next_activation_hint {
+  using type = init::no_activation_hint;
+};
+template <class S, class... Rest>
+struct next_activation_hint<S, Rest...> {
+  static constexpr layer_role r = [] {
+    if constexpr (layer_spec<S>) return S::role;
+    else return layer_role::regularization;
+  }();
+  using type = typename std::conditional_t<
+      r == layer_role::activation, init_hint_of<S>,
+      std::conditional_t<r == layer_role::dense, std::type_identity<init::no_activation_hint>,
+                         next_activation_hint<Rest...>>>::type;
+};
+
+// Stands in for a type that is not a layer, so that only the diagnostic is reported.
+struct invalid_spec {
+  template <class T, std::size_t, std::size_t In, class>
+  struct layer : stateless_layer {
+    static constexpr std::size_t in_features = In, out_features = In;
+    static constexpr std::string_view name = "invalid";
+    void forward(const_matrix_view<T>, matrix_view<T>, mode, random_engine&) {}
+    void backward(const_matrix_view<T>, const_matrix_view<T>, const_matrix_view<T>, matrix_view<T>, mode) {}
+  };
+  template <class T, std::size_t I, std::size_t In, class H>
+  using bind = layer<T, I, In, H>;
+};
+
+template <class T, std::size_t Index, std::size_t In, class Specs, class Bound>
+struct bind_all;
+template <class T, std::size_t Index, std::size_t In, class... Bound>
+struct bind_all<T, Index, In, type_list<>, type_list<Bound...>> {
+  using type = std::tuple<Bound...>;
+  static constexpr std::size_t out_features = In;
+};
+template <class T, std::size_t Index, std::size_t In, class S, class... Rest, class... Bound>
+struct bind_all<T, Index, In, type_list<S, Rest...>, type_list<Bound...>> {
+  static_assert(diagnostics::holds<diagnostics::not_a_layer<Index, layer_spec<S>>>);
+  using spec = std::conditional_t<layer_spec<S>, S, invalid_spec>;
+  using layer = typename spec::template bind<T, Index, In, typename next_activation_hint<Rest...>::type>;
+  using next = bind_all<T, Index + 1, layer::out_features, type_list<Rest...>, type_list<Bound..., layer>>;
+  using type = typename next::type;
+  static constexpr std::size_t out_features = next::out_features;
+};
+
+template <class L>
+constexpr index_t min_train_batch_of() {
+  if constexpr (requires { L::min_train_batch; }) return L::min_train_batch;
+  else return 1;
+}
+
+// A target as the loss sees it: matrices become views, label vectors become spans.
+template <class X>
+decltype(auto) as_target(const X& t) {
+  if constexpr (requires { t.view(); }) return t.view();
+  else if constexpr (requires { std::span<const std::int32_t>(t); }) return std::span<const std::int32_t>(t);
+  else return (t);
+}
+
+}  // namespace detail
+
+template <class T, class Input, class... Specs>
+class basic_sequential final {
+  static_assert(diagnostics::holds<diagnostics::sequential_must_start_with_input<detail::is_input<Input>>>);
+  static_assert(diagnostics::holds<diagnostics::sequential_needs_a_layer<sizeof...(Specs)>>);
+  static constexpr std::size_t input_features = [] {
+    if constexpr (detail::is_input<Input>) return Input::features;
+    else return std::size_t{1};
+  }();
+  static_assert(diagnostics::holds<diagnostics::features_must_be_positive<0, input_features>>);
+  using binding = detail::bind_all<T, 0, input_features, detail::type_list<Specs...>, detail::type_list<>>;
+
+ public:
+  using value_type = T;
+  using layers_type = typename binding::type;
+  static constexpr std::size_t in_features = input_features;
+  static constexpr std::size_t out_features = binding::out_features;
+  static constexpr std::size_t layer_count = sizeof...(Specs);
+  template <std::size_t I>
+  using layer_type = std::tuple_element_t<I, layers_type>;
+
+  explicit basic_sequential(seed s = seed{}) { reset(s); }
+
+  // Re-initializes every parameter and buffer from the seed.
+  void reset(seed s) {
+    random_engine init_rng(s.value);
+    for_each_layer([&](auto& layer, auto) { layer.initialize(init_rng); });
+    rng_.seed(s.value ^ 0x9E3779B97F4A7C15ull);  // a different stream for dropout masks
+    zero_grad();
+    has_forward_ = false;
+  }
+
+  // Runs the network on a batch (rows = samples). The view stays valid until the next forward.
+  const_matrix_view<T> forward(const_matrix_view<T> x, mode m = mode::train) {
+    check_input(x, m);
+    acts_[0].resize(x.rows(), index_t(in_features));
+    for (index_t i = 0; i < x.rows(); ++i) std::copy(x.row(i), x.row(i) + in_features, acts_[0].data() + i * index_t(in_features));
+    for_each_layer([&](auto& layer, auto idx) {
+      constexpr std::size_t i = decltype(idx)::value;
+      acts_[i + 1].resize(x.rows(), index_t(layer.out_features));
+      layer.forward(acts_[i].view(), acts_[i + 1].view(), m, rng_);
+    });
+    last_mode_ = m;
+    has_forward_ = true;
+    return acts_[layer_count].view();
+  }
+
+  // Back-propagates dL/d(output) of the last forward; parameter gradients accumulate.
+  // With want_input_gradient, input_gradient() holds dL/dx afterwards.
+  void backward(const_matrix_view<T> d_out, bool want_input_gradient = false) {
+    if (!has_forward_) throw value_error("backward called before forward");
+    const index_t n = acts_[layer_count].rows();
+    if (d_out.rows() != n || d_out.cols() != index_t(out_features))
+      throw shape_error("output gradient is " + std::to_string(d_out.rows()) + "x" + std::to_string(d_out.cols()) +
+                        ", the last forward produced " + std::to_string(n) + "x" + std::to_string(out_features));
+    grads_[layer_count].resize(n, index_t(out_features));
+    for (index_t i = 0; i < n; ++i)
+      std::copy(d_out.row(i), d_out.row(i) + out_features, grads_[layer_count].data() + i * index_t(out_features));
+    backward_from_output_gradient(want_input_gradient);
+  }
+
+  const_matrix_view<T> input_gradient() const { return grads_[0].view(); }
+  const_matrix_view<T> output() const { return acts_[layer_count].view(); }
+
+  // Eval-mode forward (running statistics, no dropout).
+  const_matrix_view<T> infer(const_matrix_view<T> x) { return forward(x, mode::eval); }
+
+  void zero_grad() {
+    for_each_parameter([](parameter_ref<T>& p) {
+      for (T& g : p.grad) g = T(0);
+    });
+  }
+
+  // One training step: zero_grad, forward (train mode), loss, backward, penalties, optimizer step.
+  // Everything is validated before anything changes. Returns the loss (with penalty terms).
+  template <class Loss, class Target, class Optimizer, penalty::penalty_term... Penalties>
+  T train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt,
+               const Penalties&... penalties) {
+    T value = compute_gradients(x, target, loss, mode::train, penalties...);
+    opt.step(*this);
+    return value;
+  }
+
+  // zero_grad + forward + loss + backward (+ penalty gradients), without an optimizer step: what
+  // train_step does before updating, and what gradient checking differentiates.
+  template <class Loss, class Target, penalty::penalty_term... Penalties>
+  T compute_gradients(const_matrix_view<T> x, const Target& target, const Loss& loss, mode m,
+                      const Penalties&... penalties) {
+    static_assert(diagnostics::holds<diagnostics::loss_needs_more_outputs<out_features, Loss::min_outputs>>);
+    check_input(x, m);
+    const auto t = detail::as_target(target);
+    Loss::validate(x.rows(), index_t(out_features), t);
+    zero_grad();
+    const auto y = forward(x, m);
+    grads_[layer_count].resize(y.rows(), y.cols());
+    T value = loss(y, t, grads_[layer_count].view());
+    backward_from_output_gradient(false);
+    if constexpr (sizeof...(Penalties) > 0) {
+      double extra = 0;
+      for_each_parameter([&](parameter_ref<T>& p) {
+        if (!decays_by_default(p.kind)) return;
+        ((extra += penalties.value(p), penalties.add_gradient(p)), ...);
+      });
+      value += T(extra);
+    }
+    return value;
+  }
+
+  template <class F>
+  void for_each_parameter(F&& f) {
+    for_each_layer([&](auto& layer, auto idx) { layer.for_each_parameter(index_t(decltype(idx)::value), f); });
+  }
+  template <class F>
+  void for_each_buffer(F&& f) {
+    for_each_layer([&](auto& layer, auto idx) { layer.for_each_buffer(index_t(decltype(idx)::value), f); });
+  }
+  std::size_t parameter_count() {
+    std::size_t n = 0;
+    for_each_parameter([&](parameter_ref<T>& p) { n += p.value.size(); });
+    return n;
+  }
+
+  template <std::size_t I>
+  layer_type<I>& layer() noexcept {
+    return std::get<I>(layers_);
+  }
+  layers_type& layers() noexcept { return layers_; }
+
+  // The engine behind dropout masks; gradient checking saves and restores it so every evaluation
+  // sees the same masks.
+  random_engine& engine() noexcept { return rng_; }
+
+  // One line per layer: index, name, widths, parameter count.
+  std::string summary() {
+    std::string s = "input " + std::to_string(in_features) + "\n";
+    for_each_layer([&](auto& layer, auto idx) {
+      std::size_t params = 0;
+      layer.for_each_parameter(0, [&](parameter_ref<T>& p) { params += p.value.size(); });
+      s += std::to_string(decltype(idx)::value) + " " + std::string(layer.name) + " " +
+           std::to_string(layer.in_features) + " -> " + std::to_string(layer.out_features) +
+           (params ? ", " + std::to_string(params) + " parameters" : std::string()) + "\n";
+    });
+    return s;
+  }
+
+ private:
+  template <class F>
+  void for_each_layer(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f(std::get<I>(layers_), std::integral_constant<std::size_t, I>{}), ...);
+    }(std::make_index_sequence<layer_count>{});
+  }
+  template <class F>
+  void for_each_layer_reversed(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f(std::get<layer_count - 1 - I>(layers_), std::integral_constant<std::size_t, layer_count - 1 - I>{}), ...);
+    }(std::make_index_sequence<layer_count>{});
+  }
+
+  static constexpr index_t min_train_batch = [] {
+    index_t m = 1;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      ((m = std::max(m, detail::min_train_batch_of<std::tuple_element_t<I, layers_type>>())), ...);
+    }(std::make_index_sequence<layer_count>{});
+    return m;
+  }();
+
+  void check_input(const_matrix_view<T> x, mode m) const {
+    if (x.cols() != index_t(in_features))
+      throw shape_error("input has " + std::to_string(x.cols()) + " features per sample, the network expects " +
+                        std::to_string(in_features));
+    if (x.rows() == 0) throw shape_error("empty batch (0 samples)");
+    if (m == mode::train && x.rows() < min_train_batch)
+      throw value_error("batch of " + std::to_string(x.rows()) + " sample(s) in train mode; batch_norm needs at least " +
+                        std::to_string(min_train_batch));
+  }
+
+  void backward_from_output_gradient(bool want_input_gradient) {
+    const index_t n = acts_[layer_count].rows();
+    for_each_layer_reversed([&](auto& layer, auto idx) {
+      constexpr std::size_t i = decltype(idx)::value;
+      matrix_view<T> dx;
+      if (i > 0 || want_input_gradient) {
+        grads_[i].resize(n, index_t(layer.in_features));
+        dx = grads_[i].view();
+      }
+      layer.backward(acts_[i].view(), acts_[i + 1].view(), grads_[i + 1].view(), dx, last_mode_);
+    });
+  }
+
+  layers_type layers_;
+  std::array<matrix<T>, layer_count + 1> acts_;   // acts_[0] = input, acts_[i + 1] = output of layer i
+  std::array<matrix<T>, layer_count + 1> grads_;  // grads_[i] = dL/d acts_[i]
+  random_engine rng_;
+  mode last_mode_ = mode::train;
+  bool has_forward_ = false;
+};
+
+// The float network users declare.
+template <class Input, class... Specs>
+using sequential = basic_sequential<float, Input, Specs...>;
+
+}  // namespace fnn

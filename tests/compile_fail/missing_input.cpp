@@ -1,0 +1,9 @@
+// Must not compile: the first type is a layer, not fnn::input<N>.
+#include "fnn/layers/dense.hpp"
+#include "fnn/network/sequential.hpp"
+#ifdef FNN_TWIN
+using net_t = fnn::sequential<fnn::input<4>, fnn::dense<8>, fnn::dense<2>>;
+#else
+using net_t = fnn::sequential<fnn::dense<8>, fnn::dense<2>>;
+#endif
+int main() { return net_t::out_features == 2 ? 0 : 1; }
