@@ -48,12 +48,107 @@ inline batch<T> broadcast(T v) noexcept {
   return batch<T>(v);
 }
 
-inline const char* arch_name() noexcept {
-  if constexpr (enabled) {
-    return arch::name();
+// ---- Generic vector helpers -------------------------------------------------------------------------------
+// Kernels are written once over a "vector" type V that is either xsimd::batch<T, Arch> or plain T (the scalar
+// fallback and the column tails of a tile). These overloads give both the same spelling.
+
+template <class V>
+struct lanes : std::integral_constant<std::size_t, 1> {};
+template <class T, class A>
+struct lanes<xsimd::batch<T, A>> : std::integral_constant<std::size_t, xsimd::batch<T, A>::size> {};
+// Number of elements in V (1 for a scalar).
+template <class V>
+inline constexpr std::size_t lanes_v = lanes<V>::value;
+
+template <class V>
+struct scalar_of {
+  using type = V;
+};
+template <class T, class A>
+struct scalar_of<xsimd::batch<T, A>> {
+  using type = T;
+};
+template <class V>
+using scalar_of_t = typename scalar_of<V>::type;
+
+// Loads lanes_v<V> consecutive elements (unaligned), or one element for a scalar V.
+template <class V>
+inline V load_as(const scalar_of_t<V>* p) noexcept {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return *p;
+  } else {
+    return V::load_unaligned(p);
+  }
+}
+template <class V>
+inline V load_aligned_as(const scalar_of_t<V>* p) noexcept {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return *p;
+  } else {
+    return V::load_aligned(p);
+  }
+}
+template <class V>
+inline void store_as(scalar_of_t<V>* p, const V& v) noexcept {
+  if constexpr (std::is_arithmetic_v<V>) {
+    *p = v;
+  } else {
+    v.store_unaligned(p);
+  }
+}
+template <class V>
+inline V splat(scalar_of_t<V> x) noexcept {
+  return V(x);
+}
+
+// x * y + z, fused where the target has FMA.
+template <class T>
+  requires std::is_floating_point_v<T>
+inline T fma(T x, T y, T z) noexcept {
+  return x * y + z;
+}
+template <class T, class A>
+inline xsimd::batch<T, A> fma(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y,
+                              const xsimd::batch<T, A>& z) noexcept {
+  return xsimd::fma(x, y, z);
+}
+
+template <class T>
+  requires std::is_arithmetic_v<T>
+inline T max(T x, T y) noexcept {
+  return x < y ? y : x;
+}
+template <class T, class A>
+inline xsimd::batch<T, A> max(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
+  // Not xsimd::max: GCC 12 flags the _mm512_undefined_ps inside _mm512_max_ps as maybe-uninitialized (-Werror).
+  return xsimd::select(x < y, y, x);
+}
+
+// Architectural vector registers of Arch (the register budget of a GEMM micro-kernel): 32 on AVX-512 and
+// AArch64, 16 elsewhere (SSE/AVX/AVX2 on x86-64, ARMv7 NEON).
+template <class Arch>
+inline constexpr int vector_registers = [] {
+  if constexpr (std::is_base_of_v<xsimd::avx512f, Arch>) {
+    return 32;
+  } else if constexpr (std::is_base_of_v<xsimd::neon64, Arch>) {
+    return 32;
+  } else {
+    return 16;
+  }
+}();
+
+namespace detail {
+// A template, so that the discarded branch is not instantiated (xsimd::generic has no name()).
+template <class A>
+inline const char* arch_name_of() noexcept {
+  if constexpr (enabled && requires { A::name(); }) {
+    return A::name();
   } else {
     return "scalar";
   }
 }
+}  // namespace detail
+
+inline const char* arch_name() noexcept { return detail::arch_name_of<arch>(); }
 
 }  // namespace fnn::simd

@@ -1,0 +1,74 @@
+#pragma once
+// Register tile and cache blocking of the GEMM, derived from the build's SIMD target.
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <type_traits>
+
+#include "fnn/core/config.hpp"
+#include "fnn/simd/simd.hpp"
+
+namespace fnn::kernels::detail {
+
+// Cache sizes the blocking is tuned for (AMD Zen 5: 48 KiB L1d, 1 MiB L2 per core). Slightly smaller or larger
+// caches only cost a few percent; the values are not queried at run time so the blocking, and hence the
+// floating-point summation order, is the same on every machine for a given build.
+inline constexpr index_t l1d_bytes = 48 * 1024;
+inline constexpr index_t l2_bytes = 1024 * 1024;
+
+template <class T>
+struct gemm_config {
+  // The vector type of the micro-kernel: a SIMD register, or T itself on the scalar fallback.
+  using vec = std::conditional_t<simd::enabled, simd::batch<T>, T>;
+  static constexpr index_t w = static_cast<index_t>(simd::lanes_v<vec>);
+  static constexpr int registers = simd::enabled ? simd::vector_registers<simd::arch> : 16;
+
+  // Accumulators: mr rows x nv registers. With 32 registers 14 x 2 uses 28 accumulators + 2 B loads + 1
+  // broadcast (measured fastest on Zen 5 among 6x32, 8x48, 12x32, 14x32); with 16 registers 6 x 2 uses 12 + 3.
+  // The scalar fallback uses 4 x 4 plain values.
+  static constexpr index_t nv = simd::enabled ? 2 : 4;
+  static constexpr index_t mr = simd::enabled ? (registers >= 32 ? 14 : 6) : 4;
+  static constexpr index_t nr = nv * w;
+
+  // kc: one packed B sliver (kc x nr) takes ~2/3 of L1 and stays there while A slivers stream past it.
+  // mc: one packed A block (mc x kc) takes ~1/2 of L2. nc: the packed B panel lives in L3.
+  static constexpr index_t kc = std::max<index_t>(64, (l1d_bytes * 2 / 3) / (nr * index_t(sizeof(T))) / 8 * 8);
+  static constexpr index_t mc = std::max<index_t>(mr, (l2_bytes / 2) / (kc * index_t(sizeof(T))) / mr * mr);
+  static constexpr index_t nc = std::max<index_t>(nr, 4096 / nr * nr);
+};
+
+// A growable, 64-byte aligned scratch buffer; one per thread per element type, reused across calls.
+template <class T>
+class scratch final {
+ public:
+  T* get(index_t count) {
+    if (count > capacity_) {
+      const std::size_t bytes = (static_cast<std::size_t>(count) * sizeof(T) + buffer_alignment - 1) /
+                                buffer_alignment * buffer_alignment;
+      data_.reset(static_cast<T*>(std::aligned_alloc(buffer_alignment, bytes)));
+      if (!data_) throw std::bad_alloc();
+      capacity_ = count;
+    }
+    return data_.get();
+  }
+
+ private:
+  struct free_deleter {
+    void operator()(T* p) const noexcept { std::free(p); }
+  };
+  std::unique_ptr<T, free_deleter> data_;
+  index_t capacity_ = 0;
+};
+
+template <class T>
+inline scratch<T>& thread_scratch_a() {
+  thread_local scratch<T> s;
+  return s;
+}
+template <class T>
+inline scratch<T>& thread_scratch_b() {
+  thread_local scratch<T> s;
+  return s;
+}
+
+}  // namespace fnn::kernels::detail

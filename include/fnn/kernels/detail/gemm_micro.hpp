@@ -1,0 +1,109 @@
+#pragma once
+// The register-tiled micro-kernel (MR x NV registers of accumulators, one rank-1 update per k) and the tile
+// store that applies alpha, beta and the epilogue.
+#include <algorithm>
+
+#include "fnn/core/config.hpp"
+#include "fnn/kernels/epilogue.hpp"
+#include "fnn/simd/simd.hpp"
+
+#if defined(__GNUC__)
+#define FNN_GEMM_INLINE inline __attribute__((always_inline))
+#else
+#define FNN_GEMM_INLINE inline
+#endif
+
+namespace fnn::kernels::detail {
+
+// acc[i][v] = sum_p a[p * MR + i] * b[p * NR + v * W + (0 .. W)], the packed slivers of pack_a / pack_b.
+// Every loop has a compile-time trip count and is unrolled, so acc lives in registers; each A element is
+// broadcast straight from memory (an embedded-broadcast FMA operand on AVX-512).
+template <class V, index_t MR, index_t NV, class T>
+FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __restrict b, V (&acc)[MR][NV]) {
+  constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
+  constexpr index_t nr = NV * w;
+#pragma GCC unroll 32
+  for (index_t i = 0; i < MR; ++i)
+#pragma GCC unroll 8
+    for (index_t v = 0; v < NV; ++v) acc[i][v] = V(T(0));
+#pragma GCC unroll 2
+  for (index_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 8
+    for (index_t v = 0; v < NV; ++v) bv[v] = simd::load_aligned_as<V>(b + v * w);
+#pragma GCC unroll 32
+    for (index_t i = 0; i < MR; ++i) {
+      const V ai(a[i]);
+#pragma GCC unroll 8
+      for (index_t v = 0; v < NV; ++v) acc[i][v] = simd::fma(ai, bv[v], acc[i][v]);
+    }
+    a += MR;
+    b += nr;
+  }
+}
+
+// How a tile's accumulators combine with C: c = alpha * acc + beta * c, specialised for the common alphas/betas
+// so the hot path has no multiplies it does not need. beta == 0 never reads C (BLAS semantics: C may be garbage).
+template <class T>
+struct store_mode {
+  T alpha, beta;
+  bool alpha_one, beta_zero, beta_one;
+  store_mode(T al, T be) : alpha(al), beta(be), alpha_one(al == T(1)), beta_zero(be == T(0)), beta_one(be == T(1)) {}
+
+  template <class V>
+  FNN_GEMM_INLINE V combine(V acc, const T* c) const {
+    if (!alpha_one) acc = acc * V(alpha);
+    if (beta_zero) return acc;
+    const V old = simd::load_as<V>(c);
+    return beta_one ? acc + old : simd::fma(V(beta), old, acc);
+  }
+};
+
+template <class V, class T, class Ep>
+FNN_GEMM_INLINE V finish_value(V x, const T* c, const store_mode<T>& mode, const Ep& ep, bool last, index_t row,
+                               index_t col) {
+  x = mode.template combine<V>(x, c);
+  if constexpr (epilogue_with_apply<Ep, V>) {
+    if (last) x = ep.apply(x, row, col);
+  }
+  return x;
+}
+
+// Writes an mr x nr tile (mr <= MR, nr <= NR) at C(row, col). `last` marks the final k block: only then do the
+// epilogue's apply() and reduce() run.
+template <class V, index_t MR, index_t NV, class T, class Ep>
+FNN_GEMM_INLINE void store_tile(V (&acc)[MR][NV], T* c, index_t ldc, index_t row, index_t col, index_t mr, index_t nr,
+                                const store_mode<T>& mode, Ep& ep, bool last) {
+  constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
+  constexpr index_t full_nr = NV * w;
+  if (mr == MR && nr == full_nr) {
+#pragma GCC unroll 32
+    for (index_t i = 0; i < MR; ++i) {
+      T* ci = c + i * ldc;
+#pragma GCC unroll 8
+      for (index_t v = 0; v < NV; ++v) {
+        const V x = finish_value<V>(acc[i][v], ci + v * w, mode, ep, last, row + i, col + v * w);
+        simd::store_as<V>(ci + v * w, x);
+      }
+    }
+  } else {
+    alignas(buffer_alignment) T tmp[MR * full_nr];
+    for (index_t i = 0; i < MR; ++i)
+      for (index_t v = 0; v < NV; ++v) simd::store_as<V>(tmp + i * full_nr + v * w, acc[i][v]);
+    for (index_t i = 0; i < mr; ++i) {
+      T* ci = c + i * ldc;
+      const T* ti = tmp + i * full_nr;
+      index_t j = 0;
+      for (; j + w <= nr; j += w) {
+        const V x = finish_value<V>(simd::load_aligned_as<V>(ti + j), ci + j, mode, ep, last, row + i, col + j);
+        simd::store_as<V>(ci + j, x);
+      }
+      for (; j < nr; ++j) ci[j] = finish_value<T>(ti[j], ci + j, mode, ep, last, row + i, col + j);
+    }
+  }
+  if constexpr (epilogue_with_reduce<Ep, T>) {
+    if (last) ep.reduce(static_cast<const T*>(c), ldc, row, mr, col, nr);
+  }
+}
+
+}  // namespace fnn::kernels::detail

@@ -1,0 +1,139 @@
+// fnn::kernels::gemm against the reference for every transpose, alpha/beta and many shapes (edges of the
+// register tile and of the cache blocks, primes, the dense-layer shapes), with padded leading dimensions.
+#include <boost/test/unit_test.hpp>
+#include <cmath>
+#include <limits>
+#include <tuple>
+#include <vector>
+
+#include "fnn/kernels/gemm.hpp"
+#include "gemm_test_util.hpp"
+
+namespace {
+
+using fnn::index_t;
+using fnn::kernels::transpose;
+using fnn::test::padded_matrix;
+
+template <class T>
+double run_case(transpose ta, transpose tb, index_t m, index_t n, index_t k, T alpha, T beta, index_t pad,
+                bool* padding_ok, std::uint32_t seed = 1) {
+  padded_matrix<T> a(ta == transpose::no ? m : k, ta == transpose::no ? k : m, pad, seed);
+  padded_matrix<T> b(tb == transpose::no ? k : n, tb == transpose::no ? n : k, pad + 1, seed + 1);
+  padded_matrix<T> c(m, n, pad + 2, seed + 2);
+  const fnn::test::gemm_oracle<T> oracle(ta, tb, m, n, k, alpha, a, b, beta, c);
+  fnn::kernels::gemm<T>(ta, tb, m, n, k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, c.data.data(), c.ld);
+  return fnn::test::gemm_error_ratio(c, oracle, k, padding_ok);
+}
+
+constexpr transpose both[] = {transpose::no, transpose::yes};
+
+template <class T>
+void check_shapes(const std::vector<std::tuple<index_t, index_t, index_t>>& shapes, std::vector<T> alphas,
+                  std::vector<T> betas) {
+  for (auto [m, n, k] : shapes)
+    for (transpose ta : both)
+      for (transpose tb : both)
+        for (T alpha : alphas)
+          for (T beta : betas) {
+            bool padding_ok = false;
+            const double ratio = run_case<T>(ta, tb, m, n, k, alpha, beta, 3, &padding_ok);
+            BOOST_TEST_CONTEXT(fnn::test::name(ta) << fnn::test::name(tb) << " m=" << m << " n=" << n << " k=" << k
+                                                   << " alpha=" << alpha << " beta=" << beta) {
+              BOOST_TEST(ratio <= 1.0);
+              BOOST_TEST(padding_ok);
+            }
+          }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(gemm)
+
+BOOST_AUTO_TEST_CASE(small_and_prime_shapes_all_transposes_alpha_beta) {
+  const index_t mr = fnn::kernels::gemm_tile_rows<float>, nr = fnn::kernels::gemm_tile_cols<float>;
+  std::vector<std::tuple<index_t, index_t, index_t>> shapes = {
+      {1, 1, 1},   {1, 2, 3},      {2, 1, 1},          {3, 5, 7},          {37, 53, 71},      {13, 17, 19},
+      {mr, nr, 8}, {mr + 1, nr + 1, 9}, {mr - 1, nr - 1, 33}, {2 * mr, 2 * nr, 5}, {mr, nr + 3, 1}, {5, 3 * nr - 1, 2}};
+  check_shapes<float>(shapes, {1.f, 0.5f, -2.f}, {0.f, 1.f, 0.75f});
+}
+
+BOOST_AUTO_TEST_CASE(cache_block_edges) {
+  using cfg = fnn::kernels::detail::gemm_config<float>;
+  // k crosses the kc block (partial sums stored and re-read), m crosses mc, n crosses nc.
+  std::vector<std::tuple<index_t, index_t, index_t>> shapes = {
+      {cfg::mr + 3, cfg::nr + 5, cfg::kc + 1}, {7, 9, 2 * cfg::kc + 3}, {cfg::mc + 5, 17, 11}, {3, cfg::nc + 7, 6}};
+  check_shapes<float>(shapes, {1.f, -0.5f}, {0.f, 0.5f});
+}
+
+BOOST_AUTO_TEST_CASE(dense_layer_shapes) {
+  // Y = X W^T (N,T), dX = dY W (N,N), dW += dY^T X (T,N) for the shapes the examples use.
+  for (auto [m, n, k] : std::vector<std::tuple<index_t, index_t, index_t>>{{256, 10, 1024}, {1, 256, 784}, {32, 256, 256}}) {
+    for (auto [ta, tb, beta] : {std::tuple{transpose::no, transpose::yes, 0.f}, std::tuple{transpose::no, transpose::no, 0.f},
+                                std::tuple{transpose::yes, transpose::no, 1.f}}) {
+      bool padding_ok = false;
+      const double ratio = run_case<float>(ta, tb, m, n, k, 1.f, beta, 16, &padding_ok);
+      BOOST_TEST_CONTEXT(fnn::test::name(ta) << fnn::test::name(tb) << " m=" << m << " n=" << n << " k=" << k) {
+        BOOST_TEST(ratio <= 1.0);
+        BOOST_TEST(padding_ok);
+      }
+    }
+  }
+  bool padding_ok = false;
+  BOOST_TEST(run_case<float>(transpose::no, transpose::yes, 256, 1024, 10, 1.f, 0.f, 1, &padding_ok) <= 1.0);
+  BOOST_TEST(run_case<float>(transpose::no, transpose::yes, 1, 784, 256, 1.f, 0.f, 1, &padding_ok) <= 1.0);
+  BOOST_TEST(padding_ok);
+}
+
+BOOST_AUTO_TEST_CASE(double_precision) {
+  check_shapes<double>({{1, 1, 1}, {37, 53, 71}, {20, 40, 300}}, {1.0, -0.5}, {0.0, 1.0});
+}
+
+BOOST_AUTO_TEST_CASE(beta_zero_does_not_read_c) {
+  const index_t m = 19, n = 45, k = 13;
+  padded_matrix<float> a(m, k, 0, 3), b(k, n, 0, 4);
+  std::vector<float> c(static_cast<std::size_t>(m * n), std::numeric_limits<float>::quiet_NaN());
+  fnn::kernels::gemm<float>(transpose::no, transpose::no, m, n, k, 1.f, a.data.data(), a.ld, b.data.data(), b.ld, 0.f,
+                            c.data(), n);
+  std::vector<float> ref(c.size(), 0.f);
+  fnn::kernels::gemm_reference<float>(transpose::no, transpose::no, m, n, k, 1.f, a.data.data(), a.ld, b.data.data(),
+                                      b.ld, 0.f, ref.data(), n);
+  for (std::size_t i = 0; i < c.size(); ++i) BOOST_TEST(std::abs(c[i] - ref[i]) <= 1e-5f);
+}
+
+BOOST_AUTO_TEST_CASE(k_zero_and_alpha_zero_scale_c) {
+  for (index_t k : {index_t(0), index_t(5)}) {
+    const index_t m = 9, n = 33;
+    // alpha == 0: A and B are not referenced (BLAS), so NaNs there must not leak into C.
+    std::vector<float> a(static_cast<std::size_t>(m * 5), std::numeric_limits<float>::quiet_NaN());
+    std::vector<float> b(static_cast<std::size_t>(5 * n), std::numeric_limits<float>::quiet_NaN());
+    padded_matrix<float> c(m, n, 0, 7);
+    const padded_matrix<float> c0 = c;
+    fnn::kernels::gemm<float>(transpose::no, transpose::no, m, n, k, k == 0 ? 1.f : 0.f, a.data(), 5, b.data(), n,
+                              0.5f, c.data.data(), c.ld);
+    for (std::size_t i = 0; i < c.data.size(); ++i) BOOST_TEST(c.data[i] == 0.5f * c0.data[i]);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(threads_bit_identical) {
+  // Deterministic for a thread count across runs, and (by construction) the same bits for 1 and 2 threads.
+  const index_t m = 203, n = 301, k = 517;
+  for (auto [ta, tb] : {std::pair{transpose::no, transpose::yes}, std::pair{transpose::yes, transpose::no}}) {
+    padded_matrix<float> a(ta == transpose::no ? m : k, ta == transpose::no ? k : m, 1, 11);
+    padded_matrix<float> b(tb == transpose::no ? k : n, tb == transpose::no ? n : k, 2, 12);
+    std::vector<std::vector<float>> results;
+    for (int threads : {1, 2, 2, 1, 2}) {
+      fnn::set_num_threads(threads);
+#if defined(FNN_HAS_OPENMP)
+      BOOST_TEST(fnn::num_threads() == threads);
+#endif
+      std::vector<float> c(static_cast<std::size_t>(m * n), 0.25f);
+      fnn::kernels::gemm<float>(ta, tb, m, n, k, 1.5f, a.data.data(), a.ld, b.data.data(), b.ld, 1.f, c.data(), n);
+      results.push_back(std::move(c));
+    }
+    for (const auto& r : results) BOOST_TEST((r == results.front()));
+  }
+  fnn::set_num_threads(0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
