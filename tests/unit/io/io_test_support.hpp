@@ -1,0 +1,101 @@
+#pragma once
+// Helpers for the io/ tests: a scratch directory, byte-level file writers, gzip, and a predicate that
+// checks an exception's message.
+#include <stdlib.h>
+#include <zlib.h>
+
+#include <bit>
+#include <boost/test/unit_test.hpp>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace fnn_test {
+
+using bytes = std::vector<std::uint8_t>;
+
+// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+class temp_dir final {
+ public:
+  temp_dir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "fnn-io-XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_file(const std::filesystem::path& p, const bytes& data) {
+  std::ofstream out(p, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  if (!out) throw std::runtime_error("cannot write " + p.string());
+}
+
+inline bytes read_file(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return bytes(std::istreambuf_iterator<char>(in), {});
+}
+
+// One gzip member (RFC 1952) of data, as gzip(1) would write it.
+inline bytes gzip(const bytes& data) {
+  z_stream z{};
+  if (deflateInit2(&z, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2 failed");
+  bytes out(deflateBound(&z, static_cast<uLong>(data.size())) + 64);
+  z.next_in = const_cast<Bytef*>(data.data());
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) throw std::runtime_error("deflate failed");
+  return out;
+}
+
+inline bytes concat(bytes a, const bytes& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+// Deterministic bytes that compress only a little, so a gzip'd file has a real body to cut or corrupt.
+inline bytes noise(std::size_t n, std::uint32_t seed = 12345) {
+  bytes out(n);
+  for (auto& b : out) {
+    seed = seed * 1664525u + 1013904223u;
+    b = static_cast<std::uint8_t>(seed >> 24);
+  }
+  return out;
+}
+
+// A predicate for BOOST_CHECK_EXCEPTION: the message contains every fragment (and is shown when it does not).
+struct message_has {
+  std::vector<std::string> fragments;
+  message_has(std::initializer_list<std::string> f) : fragments(f) {}
+  bool operator()(const std::exception& e) const {
+    const std::string what = e.what();
+    for (const auto& f : fragments)
+      if (what.find(f) == std::string::npos) {
+        std::cerr << "message \"" << what << "\" lacks \"" << f << "\"\n";
+        return false;
+      }
+    return what.rfind("fnn: ", 0) == 0;
+  }
+};
+
+}  // namespace fnn_test
