@@ -1,13 +1,15 @@
 #pragma once
 // Losses, each the mean over the batch as in PyTorch's default reduction. A loss validates its
 // target before the network runs (so bad input changes nothing), returns the loss value and writes
-// the gradient with respect to the network's output.
+// the gradient with respect to the network's output. The scalar type is deduced from the gradient
+// view (pass an empty matrix_view<T>{} to skip the gradient).
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 
 #include "fnn/core/errors.hpp"
 #include "fnn/core/tensor.hpp"
@@ -31,7 +33,7 @@ struct softmax_cross_entropy final {
   }
 
   template <class T>
-  T operator()(const_matrix_view<T> logits, target_type labels, matrix_view<T> grad) const {
+  T operator()(std::type_identity_t<const_matrix_view<T>> logits, target_type labels, matrix_view<T> grad) const {
     validate(logits.rows(), logits.cols(), labels);
     const index_t n = logits.rows(), k = logits.cols();
     double total = 0;
@@ -70,7 +72,8 @@ struct mean_squared_error final {
     detail::validate_dense_target("mean_squared_error", batch, features, t);
   }
   template <class T>
-  T operator()(const_matrix_view<T> y, const_matrix_view<T> t, matrix_view<T> grad) const {
+  T operator()(std::type_identity_t<const_matrix_view<T>> y, std::type_identity_t<const_matrix_view<T>> t,
+               matrix_view<T> grad) const {
     validate<T>(y.rows(), y.cols(), t);
     const double count = double(y.rows()) * double(y.cols());
     double total = 0;
@@ -98,7 +101,8 @@ struct binary_cross_entropy_with_logits final {
                             std::to_string(j) + ") is " + std::to_string(double(t(i, j))) + ", outside [0, 1]");
   }
   template <class T>
-  T operator()(const_matrix_view<T> z, const_matrix_view<T> t, matrix_view<T> grad) const {
+  T operator()(std::type_identity_t<const_matrix_view<T>> z, std::type_identity_t<const_matrix_view<T>> t,
+               matrix_view<T> grad) const {
     validate<T>(z.rows(), z.cols(), t);
     const double count = double(z.rows()) * double(z.cols());
     double total = 0;
