@@ -2,6 +2,8 @@
 // The register-tiled micro-kernel (MR x NV registers of accumulators, one rank-1 update per k) and the tile
 // store that applies alpha, beta and the epilogue.
 #include <algorithm>
+#include <type_traits>
+#include <utility>
 
 #include "fnn/core/config.hpp"
 #include "fnn/kernels/epilogue.hpp"
@@ -18,28 +20,58 @@ namespace fnn::kernels::detail {
 // acc[i][v] = sum_p a[p * MR + i] * b[p * NR + v * W + (0 .. W)], the packed slivers of pack_a / pack_b.
 // Every loop has a compile-time trip count and is unrolled, so acc lives in registers; each A element is
 // broadcast straight from memory (an embedded-broadcast FMA operand on AVX-512).
-template <class V, index_t MR, index_t NV, class T>
-FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __restrict b, V (&acc)[MR][NV]) {
+// R <= MR rows are computed from slivers packed with MR rows (edge tiles run a shorter kernel instead of
+// multiplying padding); acc is always MR x NV so that store_tile has one form.
+template <class V, index_t R, index_t NV, index_t MR, index_t NR, class T>
+FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __restrict b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
   constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
-  constexpr index_t nr = NV * w;
+  V c[R][NV];
 #pragma GCC unroll 32
-  for (index_t i = 0; i < MR; ++i)
+  for (index_t i = 0; i < R; ++i)
 #pragma GCC unroll 8
-    for (index_t v = 0; v < NV; ++v) acc[i][v] = V(T(0));
+    for (index_t v = 0; v < NV; ++v) c[i][v] = V(T(0));
 #pragma GCC unroll 2
   for (index_t p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 8
     for (index_t v = 0; v < NV; ++v) bv[v] = simd::load_aligned_as<V>(b + v * w);
 #pragma GCC unroll 32
-    for (index_t i = 0; i < MR; ++i) {
+    for (index_t i = 0; i < R; ++i) {
       const V ai(a[i]);
 #pragma GCC unroll 8
-      for (index_t v = 0; v < NV; ++v) acc[i][v] = simd::fma(ai, bv[v], acc[i][v]);
+      for (index_t v = 0; v < NV; ++v) c[i][v] = simd::fma(ai, bv[v], c[i][v]);
     }
     a += MR;
-    b += nr;
+    b += NR;
   }
+#pragma GCC unroll 32
+  for (index_t i = 0; i < R; ++i)
+#pragma GCC unroll 8
+    for (index_t v = 0; v < NV; ++v) acc[i][v] = c[i][v];
+}
+
+// Runs the micro-kernel specialised for `rows` (1..MR) and for one register of columns when cols <= W.
+template <class V, index_t MR, index_t NR, class T, index_t... R>
+FNN_GEMM_INLINE void micro_tile_dispatch(std::integer_sequence<index_t, R...>, index_t rows, index_t cols, index_t kc,
+                                         const T* a, const T* b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
+  constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
+  constexpr index_t nv = NR / w;
+  if (rows == MR && cols > NR - w) {
+    micro_tile<V, MR, nv, MR, NR>(kc, a, b, acc);
+    return;
+  }
+  const auto one = [&]<index_t Rows>(std::integral_constant<index_t, Rows>) {
+    if (rows != Rows) return false;
+    if constexpr (nv > 1) {
+      if (cols <= w) {
+        micro_tile<V, Rows, 1, MR, NR>(kc, a, b, acc);
+        return true;
+      }
+    }
+    micro_tile<V, Rows, nv, MR, NR>(kc, a, b, acc);
+    return true;
+  };
+  (one(std::integral_constant<index_t, R + 1>{}) || ...);
 }
 
 // How a tile's accumulators combine with C: c = alpha * acc + beta * c, specialised for the common alphas/betas
