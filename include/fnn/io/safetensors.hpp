@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <span>
@@ -52,6 +53,12 @@ inline constexpr dtype_info dtype_table[] = {
     {dtype::f8_e5m2, "F8_E5M2", 1}, {dtype::u16, "U16", 2}, {dtype::i16, "I16", 2}, {dtype::f16, "F16", 2},
     {dtype::bf16, "BF16", 2},       {dtype::u32, "U32", 4}, {dtype::i32, "I32", 4}, {dtype::f32, "F32", 4},
     {dtype::u64, "U64", 8},         {dtype::i64, "I64", 8}, {dtype::f64, "F64", 8}};
+// dtype_name and dtype_size index the table by enumerator value.
+static_assert([] {
+  for (std::size_t i = 0; i < std::size(dtype_table); ++i)
+    if (static_cast<std::size_t>(dtype_table[i].type) != i) return false;
+  return true;
+}());
 }  // namespace detail
 
 inline std::string_view dtype_name(dtype t) noexcept { return detail::dtype_table[static_cast<int>(t)].name; }
