@@ -69,7 +69,7 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
       const index_t kc = std::min(cfg::kc, k - pc);
       const bool last = pc + kc >= k;
       const store_mode<T>& md = pc == 0 ? first_mode : accumulate_mode;
-      pack_b<nr>(pr.tb, b, ldb, pc, kc, jc, nc, bpack);
+      pack_b<nr, V>(pr.tb, b, ldb, pc, kc, jc, nc, bpack);
       for (index_t ic = r.m0; ic < r.m1; ic += cfg::mc) {
         const index_t mc = std::min(cfg::mc, r.m1 - ic);
         pack_a<mr>(pr.ta, a, lda, ic, mc, pc, kc, apack);

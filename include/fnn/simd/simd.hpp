@@ -6,6 +6,7 @@
 // that way too, so the fallback is not dead code).
 #include <cstddef>
 #include <type_traits>
+#include <utility>
 
 #include <xsimd/xsimd.hpp>
 
@@ -122,6 +123,52 @@ template <class T, class A>
 inline xsimd::batch<T, A> max(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y) noexcept {
   // Not xsimd::max: GCC 12 flags the _mm512_undefined_ps inside _mm512_max_ps as maybe-uninitialized (-Werror).
   return xsimd::select(x < y, y, x);
+}
+
+// Transposes the lanes_v<V> x lanes_v<V> block held in r[0..lanes): afterwards r[j][i] is the old r[i][j].
+// xsimd 8.1 has no portable transpose (its zip_lo/zip_hi stay inside 128-bit lanes on AVX-512), so AVX-512
+// floats get the unpack / shuffle / 128-bit-lane shuffle network; other targets go through memory.
+template <class V>
+inline void transpose(V* r) noexcept {
+  constexpr std::size_t n = lanes_v<V>;
+  using T = scalar_of_t<V>;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float> && n == 16) {
+    // The masked forms (all lanes selected) give the same instructions; GCC 12 flags the unmasked ones'
+    // _mm512_undefined_ps as uninitialized under -Werror.
+    __m512 a[16], b[16];
+    for (int i = 0; i < 16; i += 2) {
+      a[i] = _mm512_mask_unpacklo_ps(r[i], 0xFFFF, r[i], r[i + 1]);
+      a[i + 1] = _mm512_mask_unpackhi_ps(r[i], 0xFFFF, r[i], r[i + 1]);
+    }
+    // b[4q + c], 128-bit lane L: rows 4q .. 4q+3 of column 4L + c.
+    for (int q = 0; q < 16; q += 4) {
+      b[q] = _mm512_mask_shuffle_ps(a[q], 0xFFFF, a[q], a[q + 2], 0x44);
+      b[q + 1] = _mm512_mask_shuffle_ps(a[q], 0xFFFF, a[q], a[q + 2], 0xEE);
+      b[q + 2] = _mm512_mask_shuffle_ps(a[q + 1], 0xFFFF, a[q + 1], a[q + 3], 0x44);
+      b[q + 3] = _mm512_mask_shuffle_ps(a[q + 1], 0xFFFF, a[q + 1], a[q + 3], 0xEE);
+    }
+    // A 4 x 4 transpose of 128-bit lanes for each c.
+    for (int c = 0; c < 4; ++c) {
+      const __m512 e0 = _mm512_mask_shuffle_f32x4(b[c], 0xFFFF, b[c], b[4 + c], 0x44);
+      const __m512 e1 = _mm512_mask_shuffle_f32x4(b[c], 0xFFFF, b[c], b[4 + c], 0xEE);
+      const __m512 e2 = _mm512_mask_shuffle_f32x4(b[8 + c], 0xFFFF, b[8 + c], b[12 + c], 0x44);
+      const __m512 e3 = _mm512_mask_shuffle_f32x4(b[8 + c], 0xFFFF, b[8 + c], b[12 + c], 0xEE);
+      r[c] = V(_mm512_mask_shuffle_f32x4(e0, 0xFFFF, e0, e2, 0x88));
+      r[4 + c] = V(_mm512_mask_shuffle_f32x4(e0, 0xFFFF, e0, e2, 0xDD));
+      r[8 + c] = V(_mm512_mask_shuffle_f32x4(e1, 0xFFFF, e1, e3, 0x88));
+      r[12 + c] = V(_mm512_mask_shuffle_f32x4(e1, 0xFFFF, e1, e3, 0xDD));
+    }
+    return;
+  }
+#endif
+  if constexpr (n > 1) {
+    alignas(64) T m[n * n];
+    for (std::size_t i = 0; i < n; ++i) store_as<V>(m + i * n, r[i]);
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < i; ++j) std::swap(m[i * n + j], m[j * n + i]);
+    for (std::size_t i = 0; i < n; ++i) r[i] = load_as<V>(m + i * n);
+  }
 }
 
 // Architectural vector registers of Arch (the register budget of a GEMM micro-kernel): 32 on AVX-512 and

@@ -136,4 +136,17 @@ BOOST_AUTO_TEST_CASE(threads_bit_identical) {
   fnn::set_num_threads(0);
 }
 
+BOOST_AUTO_TEST_CASE(simd_transpose_square_block) {
+  using V = fnn::kernels::detail::gemm_config<float>::vec;
+  constexpr std::size_t w = fnn::simd::lanes_v<V>;
+  float in[w * w], out[w * w];
+  for (std::size_t i = 0; i < w * w; ++i) in[i] = static_cast<float>(i);
+  V r[w];
+  for (std::size_t i = 0; i < w; ++i) r[i] = fnn::simd::load_as<V>(in + i * w);
+  fnn::simd::transpose(r);
+  for (std::size_t i = 0; i < w; ++i) fnn::simd::store_as<V>(out + i * w, r[i]);
+  for (std::size_t i = 0; i < w; ++i)
+    for (std::size_t j = 0; j < w; ++j) BOOST_TEST(out[i * w + j] == in[j * w + i]);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -7,6 +7,7 @@
 
 #include "fnn/core/config.hpp"
 #include "fnn/kernels/gemm_reference.hpp"
+#include "fnn/simd/simd.hpp"
 
 namespace fnn::kernels::detail {
 
@@ -42,7 +43,7 @@ void pack_a(transpose ta, const T* a, index_t lda, index_t i0, index_t mc, index
 
 // Packs op(B)[p0 .. p0+kc) x [j0 .. j0+nc) as slivers of NR columns: element (p, c) of sliver s goes to
 // dst[s * kc * NR + p * NR + c]. Columns past nc are zero.
-template <index_t NR, class T>
+template <index_t NR, class V, class T>
 void pack_b(transpose tb, const T* b, index_t ldb, index_t p0, index_t kc, index_t j0, index_t nc, T* dst) {
   for (index_t s = 0; s < nc; s += NR, dst += kc * NR) {
     const index_t cols = std::min(NR, nc - s);
@@ -63,7 +64,22 @@ void pack_b(transpose tb, const T* b, index_t ldb, index_t p0, index_t kc, index
       // NR source rows are read one cache line at a time and the written chunk (16 x NR) stays in L1.
       constexpr index_t chunk = 16;
       const T* src = b + (j0 + s) * ldb + p0;
-      for (index_t p = 0; p < kc; p += chunk) {
+      index_t p = 0;
+      constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
+      if constexpr (w > 1 && NR % w == 0) {
+        // Whole w x w blocks go through registers: w row loads, one in-register transpose, w stores.
+        if (cols == NR) {
+          const index_t whole = kc / w * w;
+          for (index_t g = 0; g < NR; g += w)
+            for (p = 0; p < whole; p += w) {
+              V r[w];
+              for (index_t q = 0; q < w; ++q) r[q] = simd::load_as<V>(src + (g + q) * ldb + p);
+              simd::transpose(r);
+              for (index_t t = 0; t < w; ++t) simd::store_as<V>(dst + (p + t) * NR + g, r[t]);
+            }
+        }
+      }
+      for (; p < kc; p += chunk) {
         const index_t pe = std::min(chunk, kc - p);
         T* d = dst + p * NR;
         for (index_t c = 0; c < cols; ++c) {
