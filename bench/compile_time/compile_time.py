@@ -46,10 +46,12 @@ def compile_once(path, out, flags):
     start = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.exit(f"compile failed:\n{proc.stderr[-3000:]}")
     rss_kib = int(proc.stderr.strip().splitlines()[-1])
-    return wall, rss_kib / 1024.0
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, rss_kib / 1024.0, cpu
 
 
 def main():
@@ -69,19 +71,23 @@ def main():
             runs = [compile_once(path, os.path.join(tmp, f"net{blocks}"), flags) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in runs)
             rss = max(r[1] for r in runs)
+            cpu = statistics.median(r[2] for r in runs)
             label = "784-256-256-10 (README program)" if blocks == 2 else f"{blocks} hidden blocks"
-            rows.append((label, blocks, 3 * blocks + 1, wall, rss))
-            print(f"{label}: {wall:.2f} s, {rss:.0f} MiB", flush=True)
+            rows.append((label, blocks, 3 * blocks + 1, cpu, wall, rss))
+            print(f"{label}: cpu {cpu:.2f} s, wall {wall:.2f} s, {rss:.0f} MiB", flush=True)
+    load = os.getloadavg()[0]
     gxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         f.write(f"# Compile time of fnn training programs\n\n{gxx}, flags `-std=c++20 -O2 {args.flags}`, "
-                f"median of {args.repeat}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.\n"
+                f"median of {args.repeat}, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average {load:.1f} at the end.\n"
+                f"CPU time (user + sys of the compiler) is the figure to compare: wall time grows with the "
+                f"machine's load.\n"
                 f"Command: `/usr/bin/python3 bench/compile_time/compile_time.py`\n\n")
-        f.write("| network | dense+bn+gelu blocks | layers | compile time (s) | peak compiler memory (MiB) |\n")
-        f.write("|---|---:|---:|---:|---:|\n")
-        for label, blocks, layers, wall, rss in rows:
-            f.write(f"| {label} | {blocks} | {layers} | {wall:.2f} | {rss:.0f} |\n")
+        f.write("| network | dense+bn+gelu blocks | layers | compiler CPU time (s) | wall time (s) | peak compiler memory (MiB) |\n")
+        f.write("|---|---:|---:|---:|---:|---:|\n")
+        for label, blocks, layers, cpu, wall, rss in rows:
+            f.write(f"| {label} | {blocks} | {layers} | {cpu:.2f} | {wall:.2f} | {rss:.0f} |\n")
     print(f"wrote {args.out}")
 
 
