@@ -55,7 +55,7 @@ struct vector_tag {};
 struct scalar_tag {};
 
 template <class T, class Body>
-inline void for_each_block(std::size_t n, Body&& body) {
+[[gnu::always_inline]] inline void for_each_block(std::size_t n, Body&& body) {
   std::size_t i = 0;
   if constexpr (simd::enabled) {
     constexpr std::size_t w = simd::width<T>;
@@ -72,44 +72,91 @@ inline void check_extent(index_t expected, index_t got, std::size_t which) {
                       " elements from an expression of " + std::to_string(got));
 }
 
+template <class E, class Env>
+inline auto eval(const E& e, std::size_t i, const Env& env, vector_tag) noexcept {
+  return e.load(i, env);
+}
+template <class E, class Env>
+inline auto eval(const E& e, std::size_t i, const Env& env, scalar_tag) noexcept {
+  return e.at(i, env);
+}
+
+template <class X>
+inline constexpr bool is_binding = false;
+template <std::size_t K, class E>
+inline constexpr bool is_binding<binding<K, E>> = true;
+
+// Evaluates the arguments in order. A binding's value joins env (visible to everything after it); an
+// assignment's value is returned, in order, for the stores that follow.
+template <class Tag, class Env>
+inline std::tuple<> eval_all(std::size_t, const Env&, Tag) noexcept {
+  return {};
+}
+template <class Tag, class Env, class A, class... Rest>
+inline auto eval_all(std::size_t i, const Env& env, Tag tag, const A& a, const Rest&... rest) noexcept {
+  if constexpr (is_binding<A>) {
+    static_assert(A::index == std::tuple_size_v<Env>, "fnn: let<K> bindings must be numbered 0, 1, ... in order");
+    const auto grown = std::tuple_cat(env, std::tuple{eval(a.src, i, env, tag)});
+    return eval_all(i, grown, tag, rest...);
+  } else {
+    const auto value = eval(a.src, i, env, tag);
+    return std::tuple_cat(std::tuple{value}, eval_all(i, env, tag, rest...));
+  }
+}
+
+template <class Tag, class... Values, class A, class... Rest>
+inline void store_all(std::size_t i, Tag tag, const std::tuple<Values...>& values, const A& a, const Rest&... rest) {
+  if constexpr (is_binding<A>) {
+    store_all(i, tag, values, rest...);
+  } else {
+    auto dst = a.dst.data + i;
+    if constexpr (std::is_same_v<Tag, vector_tag>) simd::store(dst, std::get<0>(values));
+    else *dst = std::get<0>(values);
+    if constexpr (sizeof...(Rest) > 0)
+      store_all(i, tag, std::apply([](const auto&, const auto&... tail) { return std::tuple{tail...}; }, values),
+                rest...);
+  }
+}
+template <class Tag, class... Values>
+inline void store_all(std::size_t, Tag, const std::tuple<Values...>&) {}
+
 template <class A>
-inline auto eval(const A& a, std::size_t i, vector_tag) noexcept {
-  return a.src.load(i);
+inline index_t dst_extent(const A& a, index_t n) noexcept {
+  if constexpr (is_binding<A>) return n;
+  else return static_cast<index_t>(a.dst.size);
 }
 template <class A>
-inline auto eval(const A& a, std::size_t i, scalar_tag) noexcept {
-  return a.src.at(i);
-}
-template <class A, class V>
-inline void put(const A& a, std::size_t i, const V& v, vector_tag) noexcept {
-  simd::store(a.dst.data + i, v);
-}
-template <class A, class V>
-inline void put(const A& a, std::size_t i, const V& v, scalar_tag) noexcept {
-  a.dst.data[i] = v;
+inline std::size_t first_dst_size(const A& a) noexcept {
+  if constexpr (is_binding<A>) return 0;
+  else return a.dst.size;
 }
 
 }  // namespace detail
 
 // Evaluates every (destination, expression) pair in one loop. All destinations must have the same
-// size; the expressions must have that size or be broadcast scalars.
-template <class T, class E, class... Rest>
-void assign(const assignment<T, E>& first, const Rest&... rest) {
-  const std::size_t n = first.dst.size;
+// size; the expressions must have that size or be broadcast scalars. let<K> bindings may come first.
+template <class First, class... Rest>
+  requires(detail::is_binding<First> || requires(const First& f) { f.dst; })
+[[gnu::always_inline]] inline void assign(const First& first, const Rest&... rest) {
+  std::size_t n = detail::first_dst_size(first);
+  ((n = n ? n : detail::first_dst_size(rest)), ...);
   {
     std::size_t k = 0;
-    detail::check_extent(static_cast<index_t>(n), first.src.extent(), k);
-    ((++k, detail::check_extent(static_cast<index_t>(n), static_cast<index_t>(rest.dst.size), k),
-      detail::check_extent(static_cast<index_t>(n), rest.src.extent(), k)),
-     ...);
+    const auto check = [&](const auto& a) {
+      detail::check_extent(static_cast<index_t>(n), detail::dst_extent(a, static_cast<index_t>(n)), k);
+      detail::check_extent(static_cast<index_t>(n), a.src.extent(), k);
+      ++k;
+    };
+    check(first);
+    (check(rest), ...);
   }
-  detail::for_each_block<std::remove_const_t<T>>(n, [&](std::size_t i, auto tag) {
-    // Braced initialization evaluates left to right: every load happens before the first store.
-    const std::tuple values{detail::eval(first, i, tag), detail::eval(rest, i, tag)...};
-    std::apply([&](const auto& v0, const auto&... vs) {
-      detail::put(first, i, v0, tag);
-      (detail::put(rest, i, vs, tag), ...);
-    }, values);
+  using T = value_t<decltype(first.src)>;
+  // The trees are captured by value (a copy the loop owns, so the stores cannot alias them); shared
+  // values are reused through let<K> bindings.
+  detail::for_each_block<T>(n, [first, rest...](std::size_t i, auto tag) {
+    // Every right-hand side is evaluated (old values, in registers) before the first store.
+    const auto values = detail::eval_all(i, std::tuple<>{}, tag, first, rest...);
+    detail::store_all(i, tag, values, first, rest...);
   });
 }
 

@@ -5,8 +5,9 @@
 //
 // Every node has
 //   value_type         the element type (all leaves of a tree share it),
-//   at(i)              the scalar value of element i,
-//   load(i)            the simd::batch<T> holding elements [i, i + width<T>) (unaligned),
+//   at(i, env)         the scalar value of element i,
+//   load(i, env)       the simd::batch<T> holding elements [i, i + width<T>) (unaligned),
+//                      env: the values of the let<K> bindings already evaluated for this block,
 //   extent()           the number of elements, or -1 for a broadcast scalar.
 // Comparison nodes (lt, gt, ...) return bool / batch_bool and only feed `where`.
 //
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -50,8 +52,14 @@ struct array_ref final : node_base {
   T* data;
   std::size_t size;
 
-  value_type at(std::size_t i) const noexcept { return data[i]; }
-  simd::batch<value_type> load(std::size_t i) const noexcept { return simd::load<value_type>(data + i); }
+  template <class Env = std::tuple<>>
+  value_type at(std::size_t i, const Env& = {}) const noexcept {
+    return data[i];
+  }
+  template <class Env = std::tuple<>>
+  simd::batch<value_type> load(std::size_t i, const Env& = {}) const noexcept {
+    return simd::load<value_type>(data + i);
+  }
   index_t extent() const noexcept { return static_cast<index_t>(size); }
 };
 
@@ -74,8 +82,14 @@ struct scalar_ref final : node_base {
   using value_type = T;
   T value;
 
-  T at(std::size_t) const noexcept { return value; }
-  simd::batch<T> load(std::size_t) const noexcept { return simd::broadcast(value); }
+  template <class Env = std::tuple<>>
+  T at(std::size_t, const Env& = {}) const noexcept {
+    return value;
+  }
+  template <class Env = std::tuple<>>
+  simd::batch<T> load(std::size_t, const Env& = {}) const noexcept {
+    return simd::broadcast(value);
+  }
   static constexpr index_t extent() noexcept { return -1; }
 };
 
@@ -101,8 +115,14 @@ struct unary_node final : node_base {
   Op op;
   A a;
 
-  auto at(std::size_t i) const noexcept { return op(a.at(i)); }
-  auto load(std::size_t i) const noexcept { return op(a.load(i)); }
+  template <class Env = std::tuple<>>
+  auto at(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.at(i, env));
+  }
+  template <class Env = std::tuple<>>
+  auto load(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.load(i, env));
+  }
   index_t extent() const noexcept { return a.extent(); }
 };
 
@@ -114,8 +134,14 @@ struct binary_node final : node_base {
   A a;
   B b;
 
-  auto at(std::size_t i) const noexcept { return op(a.at(i), b.at(i)); }
-  auto load(std::size_t i) const noexcept { return op(a.load(i), b.load(i)); }
+  template <class Env = std::tuple<>>
+  auto at(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.at(i, env), b.at(i, env));
+  }
+  template <class Env = std::tuple<>>
+  auto load(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.load(i, env), b.load(i, env));
+  }
   index_t extent() const noexcept { return detail::common_extent(a.extent(), b.extent()); }
 };
 
@@ -129,8 +155,14 @@ struct ternary_node final : node_base {
   B b;
   C c;
 
-  auto at(std::size_t i) const noexcept { return op(a.at(i), b.at(i), c.at(i)); }
-  auto load(std::size_t i) const noexcept { return op(a.load(i), b.load(i), c.load(i)); }
+  template <class Env = std::tuple<>>
+  auto at(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.at(i, env), b.at(i, env), c.at(i, env));
+  }
+  template <class Env = std::tuple<>>
+  auto load(std::size_t i, const Env& env = {}) const noexcept {
+    return op(a.load(i, env), b.load(i, env), c.load(i, env));
+  }
   index_t extent() const noexcept {
     return detail::common_extent(detail::common_extent(a.extent(), b.extent()), c.extent());
   }
@@ -352,6 +384,40 @@ auto where(const M& cond, const A& a, const B& b) noexcept {
   auto na = detail::as_node<T>(a);
   auto nb = detail::as_node<T>(b);
   return ternary_node<ops::select_fn, M, decltype(na), decltype(nb)>{{}, ops::select_fn{}, cond, na, nb};
+}
+
+// ---- named intermediate values --------------------------------------------------------------------
+
+// let<K>(e) names the value of e so later expressions of the same assign() reuse it instead of
+// recomputing it (expression trees have no common-subexpression elimination of their own, and the
+// compiler cannot prove two copies of a leaf point to the same array). Pass the binding to assign()
+// before the outputs that use it; K counts the bindings of that assign() from 0, in order.
+//
+//   const auto d = expr::let<0>(g + wd * p);
+//   const auto m_new = expr::let<1>(b1 * m + (1 - b1) * d);
+//   expr::assign(d, m_new, expr::into(m, m_new), expr::into(p, p - lr * m_new));
+template <std::size_t K, class E>
+struct binding final : node_base {
+  using value_type = value_t<E>;
+  static constexpr std::size_t index = K;
+  E src;
+
+  template <class Env>
+  auto at(std::size_t, const Env& env) const noexcept {
+    static_assert(K < std::tuple_size_v<Env>, "fnn: let<K> used before it is bound in this assign()");
+    return std::get<K>(env);
+  }
+  template <class Env>
+  auto load(std::size_t, const Env& env) const noexcept {
+    static_assert(K < std::tuple_size_v<Env>, "fnn: let<K> used before it is bound in this assign()");
+    return std::get<K>(env);
+  }
+  index_t extent() const noexcept { return src.extent(); }
+};
+
+template <std::size_t K, expression E>
+binding<K, E> let(const E& e) noexcept {
+  return {{}, e};
 }
 
 }  // namespace fnn::expr

@@ -54,8 +54,9 @@ class basic_adagrad final : public optimizer_base<T, basic_adagrad<T>> {
     const T clr = s.lr / (T(1) + static_cast<T>(this->step_count() - 1) * opt_.lr_decay);
     const T eps = opt_.eps;
     with_effective_grad(s, t, s.weight_decay, [&](const auto& d) {
-      const auto acc_new = fma(d, d, acc);
-      assign(into(acc, acc_new), into(p, p - clr * (d / (sqrt(acc_new) + eps))));
+      const auto dd = let<0>(d);
+      const auto acc_new = let<1>(fma(dd, dd, acc));
+      assign(dd, acc_new, into(acc, acc_new), into(p, p - clr * (dd / (sqrt(acc_new) + eps))));
     });
   }
 

@@ -71,17 +71,18 @@ class basic_adam final : public optimizer_base<T, basic_adam<T, Decoupled>> {
     const T keep = Decoupled ? T(1) - s.lr * s.weight_decay : T(1);
     const T l2 = Decoupled ? T(0) : s.weight_decay;
     with_effective_grad(s, t, l2, [&](const auto& d) {
-      const auto m_new = fma(b1, m, (T(1) - b1) * d);
-      const auto v_new = fma(b2, v, (T(1) - b2) * (d * d));
+      const auto dd = let<0>(d);
+      const auto m_new = let<1>(fma(b1, m, (T(1) - b1) * dd));
+      const auto v_new = let<2>(fma(b2, v, (T(1) - b2) * (dd * dd)));
       if (opt_.amsgrad) {
         const auto vmax = array(state[2]);
-        const auto vmax_new = max(vmax, v_new);
+        const auto vmax_new = let<3>(max(vmax, v_new));
         const auto denom = fma(sqrt(vmax_new), inv_bc2_sqrt, eps);
-        assign(into(m, m_new), into(v, v_new), into(vmax, vmax_new),
+        assign(dd, m_new, v_new, vmax_new, into(m, m_new), into(v, v_new), into(vmax, vmax_new),
                into(p, p * keep - step_size * (m_new / denom)));
       } else {
         const auto denom = fma(sqrt(v_new), inv_bc2_sqrt, eps);
-        assign(into(m, m_new), into(v, v_new), into(p, p * keep - step_size * (m_new / denom)));
+        assign(dd, m_new, v_new, into(m, m_new), into(v, v_new), into(p, p * keep - step_size * (m_new / denom)));
       }
     });
   }

@@ -63,34 +63,38 @@ class basic_rmsprop final : public optimizer_base<T, basic_rmsprop<T>> {
   }
 
  private:
+  // Bindings: 0 = d, 1 = new square_avg, [2 = new grad_avg], last = avg; each computed once per block.
   template <class D>
   void plain(const slot<T>& s, std::span<buffer<T>> state, const D& d) const {
     using namespace fnn::expr;
     const auto sq = array(state[0]);
-    const auto sq_new = fma(opt_.alpha, sq, (T(1) - opt_.alpha) * (d * d));
-    finish(s, state, d, sq_new, sqrt(sq_new) + opt_.eps, into(sq, sq_new));
+    const auto dd = let<0>(d);
+    const auto sq_new = let<1>(fma(opt_.alpha, sq, (T(1) - opt_.alpha) * (dd * dd)));
+    const auto avg = let<2>(sqrt(sq_new) + opt_.eps);
+    finish(s, state, dd, avg, dd, sq_new, avg, into(sq, sq_new));
   }
   template <class D>
   void centered(const slot<T>& s, std::span<buffer<T>> state, const D& d) const {
     using namespace fnn::expr;
     const auto sq = array(state[0]);
     const auto ga = array(state[opt_.momentum > T(0) ? 2 : 1]);
-    const auto sq_new = fma(opt_.alpha, sq, (T(1) - opt_.alpha) * (d * d));
-    const auto ga_new = fma(opt_.alpha, ga, (T(1) - opt_.alpha) * d);
-    finish(s, state, d, sq_new, sqrt(sq_new - ga_new * ga_new) + opt_.eps, into(sq, sq_new), into(ga, ga_new));
+    const auto dd = let<0>(d);
+    const auto sq_new = let<1>(fma(opt_.alpha, sq, (T(1) - opt_.alpha) * (dd * dd)));
+    const auto ga_new = let<2>(fma(opt_.alpha, ga, (T(1) - opt_.alpha) * dd));
+    const auto avg = let<3>(sqrt(sq_new - ga_new * ga_new) + opt_.eps);
+    finish(s, state, dd, avg, dd, sq_new, ga_new, avg, into(sq, sq_new), into(ga, ga_new));
   }
-  template <class D, class SqNew, class Avg, class... Extra>
-  void finish(const slot<T>& s, std::span<buffer<T>> state, const D& d, const SqNew&, const Avg& avg,
-              const Extra&... extra) const {
+  template <class D, class Avg, class... Steps>
+  void finish(const slot<T>& s, std::span<buffer<T>> state, const D& d, const Avg& avg, const Steps&... steps) const {
     using namespace fnn::expr;
     const auto p = array(s.value);
     const T lr = s.lr;
     if (opt_.momentum > T(0)) {
       const auto b = array(state[1]);
       const auto b_new = fma(opt_.momentum, b, d / avg);
-      assign(extra..., into(b, b_new), into(p, p - lr * b_new));
+      assign(steps..., into(b, b_new), into(p, p - lr * b_new));
     } else {
-      assign(extra..., into(p, p - lr * (d / avg)));
+      assign(steps..., into(p, p - lr * (d / avg)));
     }
   }
 

@@ -69,9 +69,10 @@ class basic_sgd final : public optimizer_base<T, basic_sgd<T>> {
       const bool first = this->step_count() == 1;
       const T mu = first ? T(0) : opt_.momentum;
       const T keep = first ? T(1) : T(1) - opt_.dampening;
-      const auto b_new = fma(mu, b, keep * d);
-      if (opt_.nesterov) assign(into(b, b_new), into(p, p - lr * fma(opt_.momentum, b_new, d)));
-      else assign(into(b, b_new), into(p, p - lr * b_new));
+      const auto dd = let<0>(d);
+      const auto b_new = let<1>(fma(mu, b, keep * dd));
+      if (opt_.nesterov) assign(dd, b_new, into(b, b_new), into(p, p - lr * fma(opt_.momentum, b_new, dd)));
+      else assign(dd, b_new, into(b, b_new), into(p, p - lr * b_new));
     });
   }
 

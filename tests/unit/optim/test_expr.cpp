@@ -115,6 +115,20 @@ BOOST_DATA_TEST_CASE(multi_assign_reads_old_values, boost::unit_test::data::make
   }
 }
 
+BOOST_DATA_TEST_CASE(let_bindings_are_shared_values, boost::unit_test::data::make(sizes), n) {
+  auto m = random_buffer<float>(n, 11), p = random_buffer<float>(n, 12), g = random_buffer<float>(n, 13);
+  const auto m0 = m, p0 = p;
+  const auto M = ex::array(m), P = ex::array(p);
+  const auto d = ex::let<0>(ex::array(std::as_const(g)) * 2.0f + P);  // reads the OLD p
+  const auto m_new = ex::let<1>(0.5f * M + d);
+  ex::assign(d, m_new, ex::into(M, m_new), ex::into(P, P - m_new * d));
+  for (std::size_t i = 0; i < n; ++i) {
+    const float dd = g[i] * 2.0f + p0[i], mn = 0.5f * m0[i] + dd;
+    BOOST_TEST(std::abs(m[i] - mn) <= 1e-6f * (1 + std::abs(mn)));
+    BOOST_TEST(std::abs(p[i] - (p0[i] - mn * dd)) <= 1e-5f * (1 + std::abs(p[i])));
+  }
+}
+
 BOOST_DATA_TEST_CASE(sum_matches_double_reference, boost::unit_test::data::make(sizes), n) {
   auto a = random_buffer<float>(n, 10);
   if (n == 0) {
