@@ -23,6 +23,7 @@
 
 #include "fnn/core/config.hpp"
 #include "fnn/kernels/detail/gemm_config.hpp"
+#include "fnn/kernels/detail/gemm_dot.hpp"
 #include "fnn/kernels/detail/gemm_micro.hpp"
 #include "fnn/kernels/detail/gemm_pack.hpp"
 #include "fnn/kernels/epilogue.hpp"
@@ -140,16 +141,23 @@ void gemm(transpose ta, transpose tb, index_t m, index_t n, index_t k, T alpha, 
   const detail::store_mode<T> mode(alpha, beta);
   std::array<detail::gemm_rect, 64> rects;
   const int parts = detail::gemm_partition<T>(m, n, pr.k, num_threads(), rects);
+  // Y = X W^T with a tiny side: dot products on the unpacked operands (packing would cost more than it saves).
+  const bool dots = ta == transpose::no && tb == transpose::yes && pr.k > 0 && m <= detail::dot_ri;
+  const auto run = [&](const detail::gemm_rect& r) {
+    if (dots) {
+      detail::gemm_dot_rect<T>(pr.k, r, a, lda, b, ldb, mode, c, ldc, epilogue);
+    } else {
+      detail::gemm_rect_run<T>(pr, r, a, lda, b, ldb, mode, c, ldc, epilogue);
+    }
+  };
 #if defined(FNN_HAS_OPENMP)
   if (parts > 1) {
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
-    for (int t = 0; t < parts; ++t)
-      detail::gemm_rect_run<T>(pr, rects[static_cast<std::size_t>(t)], a, lda, b, ldb, mode, c, ldc, epilogue);
+    for (int t = 0; t < parts; ++t) run(rects[static_cast<std::size_t>(t)]);
     return;
   }
 #endif
-  for (int t = 0; t < parts; ++t)
-    detail::gemm_rect_run<T>(pr, rects[static_cast<std::size_t>(t)], a, lda, b, ldb, mode, c, ldc, epilogue);
+  for (int t = 0; t < parts; ++t) run(rects[static_cast<std::size_t>(t)]);
 }
 
 template <class T>

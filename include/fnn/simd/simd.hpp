@@ -125,6 +125,23 @@ inline xsimd::batch<T, A> max(const xsimd::batch<T, A>& x, const xsimd::batch<T,
   return xsimd::select(x < y, y, x);
 }
 
+// Sum of the lanes, as a pairwise tree in a fixed order. (Not xsimd::hadd: on AVX-512 doubles it goes through
+// _mm512_extractf64x4_pd, whose _mm256_undefined_pd GCC 12 flags as maybe-uninitialized under -Werror.)
+template <class T>
+  requires std::is_arithmetic_v<T>
+inline T reduce_add(T x) noexcept {
+  return x;
+}
+template <class T, class A>
+inline T reduce_add(const xsimd::batch<T, A>& x) noexcept {
+  constexpr std::size_t n = xsimd::batch<T, A>::size;
+  alignas(64) T v[n];
+  x.store_aligned(v);
+  for (std::size_t half = n / 2; half > 0; half /= 2)
+    for (std::size_t i = 0; i < half; ++i) v[i] += v[i + half];
+  return v[0];
+}
+
 // Transposes the lanes_v<V> x lanes_v<V> block held in r[0..lanes): afterwards r[j][i] is the old r[i][j].
 // xsimd 8.1 has no portable transpose (its zip_lo/zip_hi stay inside 128-bit lanes on AVX-512), so AVX-512
 // floats get the unpack / shuffle / 128-bit-lane shuffle network; other targets go through memory.

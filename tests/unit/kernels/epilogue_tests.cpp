@@ -102,6 +102,18 @@ BOOST_AUTO_TEST_CASE(reduce_sees_every_stored_element_once) {
   fnn::set_num_threads(0);
 }
 
+BOOST_AUTO_TEST_CASE(reduce_covers_small_batch_dot_path) {
+  // m <= 4 with Y = X W^T takes the unpacked dot-product path; same reduce() contract.
+  for (index_t m : {1, 3, 4}) {
+    const index_t n = 2 * fnn::kernels::gemm_tile_cols<float> + 3, k = 37;
+    padded_matrix<float> x(m, k, 1, 61), w(n, k, 2, 62), y(m, n, 1, 63);
+    coverage_reducer red(m, n);
+    fnn::kernels::gemm(transpose::no, transpose::yes, m, n, k, 1.f, x.data.data(), x.ld, w.data.data(), w.ld, 0.f,
+                       y.data.data(), y.ld, red);
+    for (int h : red.hits) BOOST_TEST(h == 1);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(column_moments_with_apply_match_two_pass_double) {
   // The fused-batch-norm forward shape: bias-free product, statistics of the stored output; offset data so a
   // naive float sum of squares would lose digits.
