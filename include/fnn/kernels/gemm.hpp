@@ -79,7 +79,7 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
           for (index_t ir = 0; ir < mc; ir += mr) {
             V acc[mr][nv];
             const index_t row = ic + ir, col = jc + jr, rows = std::min(mr, mc - ir), cols = std::min(nr, nc - jr);
-            micro_tile_dispatch<V, mr, nr>(std::make_integer_sequence<index_t, mr>{}, rows, cols, kc,
+            micro_tile_dispatch<V, mr, nr>(std::make_integer_sequence<index_t, mr * nv>{}, rows, cols, kc,
                                            apack + (ir / mr) * kc * mr, bs, acc);
             store_tile<V, mr, nv>(acc, c + row * ldc + col, ldc, row, col, rows, cols, md, ep, last);
           }

@@ -23,11 +23,12 @@ struct gemm_config {
   static constexpr index_t w = static_cast<index_t>(simd::lanes_v<vec>);
   static constexpr int registers = simd::enabled ? simd::vector_registers<simd::arch> : 16;
 
-  // Accumulators: mr rows x nv registers. With 32 registers 14 x 2 uses 28 accumulators + 2 B loads + 1
-  // broadcast (measured fastest on Zen 5 among 6x32, 8x48, 12x32, 14x32); with 16 registers 6 x 2 uses 12 + 3.
-  // The scalar fallback uses 4 x 4 plain values.
-  static constexpr index_t nv = simd::enabled ? 2 : 4;
-  static constexpr index_t mr = simd::enabled ? (registers >= 32 ? 14 : 6) : 4;
+  // Accumulators: mr rows x nv registers. With 32 registers, 8 x 3 (24 accumulators + 3 B loads + 1 broadcast):
+  // on Zen 5 (best-of-20 CPU time, 256x1024x1024 / 1024^3, three runs each on a shared machine) it gave
+  // 177-182 / 170-187 GFLOP/s against 169-174 / 145-163 for 14 x 2, 161-176 / 158-170 for 12 x 2 and
+  // 175-184 / 168-187 for 6 x 4. With 16 registers 6 x 2 (12 + 2 + 1). The scalar fallback uses 4 x 4 values.
+  static constexpr index_t nv = simd::enabled ? (registers >= 32 ? 3 : 2) : 4;
+  static constexpr index_t mr = simd::enabled ? (registers >= 32 ? 8 : 6) : 4;
   static constexpr index_t nr = nv * w;
 
   // kc: one packed B sliver (kc x nr) takes ~2/3 of L1 and stays there while A slivers stream past it.

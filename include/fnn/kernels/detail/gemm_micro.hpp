@@ -50,9 +50,9 @@ FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __re
     for (index_t v = 0; v < NV; ++v) acc[i][v] = c[i][v];
 }
 
-// Runs the micro-kernel specialised for `rows` (1..MR) and for one register of columns when cols <= W.
-template <class V, index_t MR, index_t NR, class T, index_t... R>
-FNN_GEMM_INLINE void micro_tile_dispatch(std::integer_sequence<index_t, R...>, index_t rows, index_t cols, index_t kc,
+// Runs the micro-kernel specialised for `rows` (1..MR) and for the ceil(cols / W) registers of columns needed.
+template <class V, index_t MR, index_t NR, class T, index_t... I>
+FNN_GEMM_INLINE void micro_tile_dispatch(std::integer_sequence<index_t, I...>, index_t rows, index_t cols, index_t kc,
                                          const T* a, const T* b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
   constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
   constexpr index_t nv = NR / w;
@@ -60,18 +60,10 @@ FNN_GEMM_INLINE void micro_tile_dispatch(std::integer_sequence<index_t, R...>, i
     micro_tile<V, MR, nv, MR, NR>(kc, a, b, acc);
     return;
   }
-  const auto one = [&]<index_t Rows>(std::integral_constant<index_t, Rows>) {
-    if (rows != Rows) return false;
-    if constexpr (nv > 1) {
-      if (cols <= w) {
-        micro_tile<V, Rows, 1, MR, NR>(kc, a, b, acc);
-        return true;
-      }
-    }
-    micro_tile<V, Rows, nv, MR, NR>(kc, a, b, acc);
-    return true;
-  };
-  (one(std::integral_constant<index_t, R + 1>{}) || ...);
+  const index_t vecs = (cols + w - 1) / w;
+  // I enumerates (rows, registers) = (I / nv + 1, I % nv + 1).
+  ((rows == I / nv + 1 && vecs == I % nv + 1 && (micro_tile<V, I / nv + 1, I % nv + 1, MR, NR>(kc, a, b, acc), true)) ||
+   ...);
 }
 
 // How a tile's accumulators combine with C: c = alpha * acc + beta * c, specialised for the common alphas/betas
@@ -120,8 +112,9 @@ FNN_GEMM_INLINE void store_tile(V (&acc)[MR][NV], T* c, index_t ldc, index_t row
     }
   } else {
     alignas(buffer_alignment) T tmp[MR * full_nr];
-    for (index_t i = 0; i < MR; ++i)
-      for (index_t v = 0; v < NV; ++v) simd::store_as<V>(tmp + i * full_nr + v * w, acc[i][v]);
+    // Only the registers the edge kernel computed (micro_tile_dispatch leaves the others unset).
+    for (index_t i = 0; i < mr; ++i)
+      for (index_t v = 0; v * w < nr; ++v) simd::store_as<V>(tmp + i * full_nr + v * w, acc[i][v]);
     for (index_t i = 0; i < mr; ++i) {
       T* ci = c + i * ldc;
       const T* ti = tmp + i * full_nr;

@@ -1,0 +1,136 @@
+#pragma once
+// The element-wise halves of fused dense + batch_norm + activation stages, written over raw arrays
+// and an activation functor Fn (static f(V) and df(V x, V y), V = T or simd::batch<T>; see
+// layers/activations.hpp). Every loop runs rows outside, columns inside, vectorized across columns
+// (features) with a scalar tail, so per-feature vectors (scale, shift, sums) stay in L1.
+//
+// Train-mode batch norm + activation, per feature j (n rows, u = pre-activation, y = Fn(u)):
+//   forward   u = z * scale_j + shift_j,  scale_j = gamma_j * rstd_j, shift_j = beta_j - mean_j * scale_j
+//   backward  du = dy * Fn'(u, y);  dbeta_j = sum du;  dgamma_j = sum du * xhat,  xhat = (z - mean_j) * rstd_j
+//             dz = gamma_j * rstd_j * (du - dbeta_j / n - xhat * dgamma_j / n)
+// The reference for all of this is the layer-by-layer code in layers/.
+#include <cstddef>
+
+#include "fnn/core/config.hpp"
+#include "fnn/simd/math.hpp"
+#include "fnn/simd/simd.hpp"
+
+namespace fnn::kernels {
+
+// Calls body.template operator()<V>(j) for j = 0, w, 2w, ... with V = batch<T>, then for the tail with V = T.
+template <class T, class Body>
+inline void for_columns(index_t cols, Body&& body) {
+  index_t j = 0;
+  if constexpr (simd::enabled) {
+    constexpr auto w = static_cast<index_t>(simd::width<T>);
+    for (; j + w <= cols; j += w) body.template operator()<simd::batch<T>>(j);
+  }
+  for (; j < cols; ++j) body.template operator()<T>(j);
+}
+
+// y = Fn(z * scale + shift), per-column scale and shift.
+template <class Fn, class T>
+void affine_activation(index_t rows, index_t cols, const T* z, index_t ldz, const T* scale, const T* shift, T* y,
+                       index_t ldy) {
+  for (index_t i = 0; i < rows; ++i) {
+    const T* zi = z + i * ldz;
+    T* yi = y + i * ldy;
+    for_columns<T>(cols, [&]<class V>(index_t j) {
+      const V u = simd::fma(simd::load_as<V>(zi + j), simd::load_as<V>(scale + j), simd::load_as<V>(shift + j));
+      simd::store_as(yi + j, Fn::f(u));
+    });
+  }
+}
+
+// First backward pass of batch norm + activation: du = dy * Fn'(u, y) (stored), and the per-column sums
+// sum_du += du, sum_du_xhat += du * xhat (the beta and gamma gradients). u is recomputed from z.
+template <class Fn, class T>
+void affine_activation_backward_reduce(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy,
+                                       const T* dy, index_t lddy, const T* scale, const T* shift, const T* mean,
+                                       const T* rstd, T* du, index_t lddu, T* sum_du, T* sum_du_xhat) {
+  for (index_t j = 0; j < cols; ++j) sum_du[j] = sum_du_xhat[j] = T(0);
+  for (index_t i = 0; i < rows; ++i) {
+    const T *zi = z + i * ldz, *yi = y + i * ldy, *dyi = dy + i * lddy;
+    T* dui = du + i * lddu;
+    for_columns<T>(cols, [&]<class V>(index_t j) {
+      const V zv = simd::load_as<V>(zi + j);
+      const V u = simd::fma(zv, simd::load_as<V>(scale + j), simd::load_as<V>(shift + j));
+      const V d = simd::load_as<V>(dyi + j) * Fn::df(u, simd::load_as<V>(yi + j));
+      simd::store_as(dui + j, d);
+      const V xhat = (zv - simd::load_as<V>(mean + j)) * simd::load_as<V>(rstd + j);
+      simd::store_as(sum_du + j, simd::load_as<V>(sum_du + j) + d);
+      simd::store_as(sum_du_xhat + j, simd::fma(d, xhat, simd::load_as<V>(sum_du_xhat + j)));
+    });
+  }
+}
+
+// Second backward pass: the batch-norm input gradient, written over du (dz may alias du).
+template <class T>
+void batch_norm_input_gradient(index_t rows, index_t cols, const T* du, index_t lddu, const T* z, index_t ldz,
+                               const T* gamma, const T* mean, const T* rstd, const T* sum_du, const T* sum_du_xhat,
+                               T* dz, index_t lddz) {
+  const T inv_n = T(1) / static_cast<T>(rows);
+  for (index_t i = 0; i < rows; ++i) {
+    const T *dui = du + i * lddu, *zi = z + i * ldz;
+    T* dzi = dz + i * lddz;
+    for_columns<T>(cols, [&]<class V>(index_t j) {
+      const V r = simd::load_as<V>(rstd + j);
+      const V xhat = (simd::load_as<V>(zi + j) - simd::load_as<V>(mean + j)) * r;
+      const V centred = simd::load_as<V>(dui + j) - simd::load_as<V>(sum_du + j) * V(inv_n) -
+                        xhat * (simd::load_as<V>(sum_du_xhat + j) * V(inv_n));
+      simd::store_as(dzi + j, simd::load_as<V>(gamma + j) * r * centred);
+    });
+  }
+}
+
+// Activation backward: dz = dy * Fn'(z, y), and bias_grad += column sums of dz (when bias_grad is set).
+template <class Fn, class T>
+void activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy, const T* dy,
+                         index_t lddy, T* dz, index_t lddz, T* bias_grad) {
+  for (index_t i = 0; i < rows; ++i) {
+    const T *zi = z + i * ldz, *yi = y + i * ldy, *dyi = dy + i * lddy;
+    T* dzi = dz + i * lddz;
+    for_columns<T>(cols, [&]<class V>(index_t j) {
+      const V d = simd::load_as<V>(dyi + j) * Fn::df(simd::load_as<V>(zi + j), simd::load_as<V>(yi + j));
+      simd::store_as(dzi + j, d);
+      if (bias_grad) simd::store_as(bias_grad + j, simd::load_as<V>(bias_grad + j) + d);
+    });
+  }
+}
+
+// sums += column sums of a (a dense layer's bias gradient).
+template <class T>
+void add_column_sums(index_t rows, index_t cols, const T* a, index_t lda, T* sums) {
+  for (index_t i = 0; i < rows; ++i) {
+    const T* ai = a + i * lda;
+    for_columns<T>(cols, [&]<class V>(index_t j) {
+      simd::store_as(sums + j, simd::load_as<V>(sums + j) + simd::load_as<V>(ai + j));
+    });
+  }
+}
+
+// GEMM epilogue: + bias[col] (if set), then Fn, storing the pre-activation z on the side (backward needs it).
+template <class Fn, class T>
+struct bias_activation_epilogue final {
+  const T* bias;  // may be null
+  T* pre;         // may be null: where z = v + bias goes
+  index_t ld_pre;
+  template <class V>
+  V apply(V v, index_t row, index_t col) const {
+    if (bias) v = v + simd::load_as<V>(bias + col);
+    if (pre) simd::store_as(pre + row * ld_pre + col, v);
+    return Fn::f(v);
+  }
+};
+
+// GEMM epilogue: + bias[col].
+template <class T>
+struct bias_epilogue final {
+  const T* bias;
+  template <class V>
+  V apply(V v, index_t, index_t col) const {
+    return v + simd::load_as<V>(bias + col);
+  }
+};
+
+}  // namespace fnn::kernels
