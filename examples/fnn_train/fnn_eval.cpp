@@ -1,5 +1,6 @@
 // fnn-eval: loads a checkpoint written by fnn-train (or a PyTorch state_dict of the same nn.Sequential saved
-// as safetensors) and reports its test accuracy. Writes nothing. Exit codes: 0 done, 1 error, 2 bad command line.
+// as safetensors) and reports its test accuracy. Writes nothing. Exit codes: 0 done, 1 error,
+// CLI11's non-zero codes for a bad command line.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
