@@ -71,16 +71,22 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
       const bool last = pc + kc >= k;
       const store_mode<T>& md = pc == 0 ? first_mode : accumulate_mode;
       pack_b<nr, V>(pr.tb, b, ldb, pc, kc, jc, nc, bpack);
+      // One B sliver covers the whole rectangle: each A element is used once, so read A in place.
+      const bool a_in_place = pr.ta == transpose::no && r.n1 - r.n0 <= nr;
       for (index_t ic = r.m0; ic < r.m1; ic += cfg::mc) {
         const index_t mc = std::min(cfg::mc, r.m1 - ic);
-        pack_a<mr>(pr.ta, a, lda, ic, mc, pc, kc, apack);
+        if (!a_in_place) pack_a<mr>(pr.ta, a, lda, ic, mc, pc, kc, apack);
         for (index_t jr = 0; jr < nc; jr += nr) {
           const T* bs = bpack + (jr / nr) * kc * nr;
           for (index_t ir = 0; ir < mc; ir += mr) {
             V acc[mr][nv];
             const index_t row = ic + ir, col = jc + jr, rows = std::min(mr, mc - ir), cols = std::min(nr, nc - jr);
-            micro_tile_dispatch<V, mr, nr>(std::make_integer_sequence<index_t, mr * nv>{}, rows, cols, kc,
-                                           apack + (ir / mr) * kc * mr, bs, acc);
+            constexpr auto tiles = std::make_integer_sequence<index_t, mr * nv>{};
+            if (a_in_place) {
+              micro_tile_dispatch<V, mr, nr, false>(tiles, rows, cols, kc, a + row * lda + pc, lda, bs, acc);
+            } else {
+              micro_tile_dispatch<V, mr, nr, true>(tiles, rows, cols, kc, apack + (ir / mr) * kc * mr, 0, bs, acc);
+            }
             store_tile<V, mr, nv>(acc, c + row * ldc + col, ldc, row, col, rows, cols, md, ep, last);
           }
         }

@@ -22,8 +22,13 @@ namespace fnn::kernels::detail {
 // broadcast straight from memory (an embedded-broadcast FMA operand on AVX-512).
 // R <= MR rows are computed from slivers packed with MR rows (edge tiles run a shorter kernel instead of
 // multiplying padding); acc is always MR x NV so that store_tile has one form.
-template <class V, index_t R, index_t NV, index_t MR, index_t NR, class T>
-FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __restrict b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
+//
+// PackedA = false reads A unpacked, row-major with row stride lda (op(A) = A): used when one B sliver covers all
+// of n, so every A element is used once and packing it would only add a pass. The fma sequence per element is
+// the same, so both forms give the same bits.
+template <class V, index_t R, index_t NV, index_t MR, index_t NR, bool PackedA, class T>
+FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, index_t lda, const T* __restrict b,
+                                V (&acc)[MR][NR / simd::lanes_v<V>]) {
   constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
   V c[R][NV];
 #pragma GCC unroll 32
@@ -37,11 +42,11 @@ FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __re
     for (index_t v = 0; v < NV; ++v) bv[v] = simd::load_aligned_as<V>(b + v * w);
 #pragma GCC unroll 32
     for (index_t i = 0; i < R; ++i) {
-      const V ai(a[i]);
+      const V ai(PackedA ? a[i] : a[i * lda]);
 #pragma GCC unroll 8
       for (index_t v = 0; v < NV; ++v) c[i][v] = simd::fma(ai, bv[v], c[i][v]);
     }
-    a += MR;
+    a += PackedA ? MR : 1;
     b += NR;
   }
 #pragma GCC unroll 32
@@ -51,18 +56,19 @@ FNN_GEMM_INLINE void micro_tile(index_t kc, const T* __restrict a, const T* __re
 }
 
 // Runs the micro-kernel specialised for `rows` (1..MR) and for the ceil(cols / W) registers of columns needed.
-template <class V, index_t MR, index_t NR, class T, index_t... I>
+template <class V, index_t MR, index_t NR, bool PackedA, class T, index_t... I>
 FNN_GEMM_INLINE void micro_tile_dispatch(std::integer_sequence<index_t, I...>, index_t rows, index_t cols, index_t kc,
-                                         const T* a, const T* b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
+                                         const T* a, index_t lda, const T* b, V (&acc)[MR][NR / simd::lanes_v<V>]) {
   constexpr index_t w = static_cast<index_t>(simd::lanes_v<V>);
   constexpr index_t nv = NR / w;
   if (rows == MR && cols > NR - w) {
-    micro_tile<V, MR, nv, MR, NR>(kc, a, b, acc);
+    micro_tile<V, MR, nv, MR, NR, PackedA>(kc, a, lda, b, acc);
     return;
   }
   const index_t vecs = (cols + w - 1) / w;
   // I enumerates (rows, registers) = (I / nv + 1, I % nv + 1).
-  ((rows == I / nv + 1 && vecs == I % nv + 1 && (micro_tile<V, I / nv + 1, I % nv + 1, MR, NR>(kc, a, b, acc), true)) ||
+  ((rows == I / nv + 1 && vecs == I % nv + 1 &&
+    (micro_tile<V, I / nv + 1, I % nv + 1, MR, NR, PackedA>(kc, a, lda, b, acc), true)) ||
    ...);
 }
 
