@@ -39,6 +39,28 @@ static_assert(std::is_same_v<fnn::basic_sequential<double, fnn::input<3>, fnn::d
 
 static_assert(fnn::layer_spec<fnn::gelu> && fnn::layer_spec<fnn::dense<3>> && !fnn::layer_spec<int>);
 
+// The fusion plan: dense+batch_norm+activation, dense+activation, dense alone, batch_norm+activation;
+// anything else (dropout, PReLU, maxout, layer_norm) is a stage of its own.
+namespace pl = fnn::plan;
+using pk = pl::stage_kind;
+static_assert(std::is_same_v<mlp::plan, pl::stages<pl::stage<pk::dense_bn_act, 0, 3>, pl::stage<pk::dense_bn_act, 3, 3>,
+                                                   pl::stage<pk::dense_only, 6, 1>>>);
+using mixed = fnn::sequential<fnn::input<8>, fnn::dense<8>, fnn::relu, fnn::batch_norm, fnn::tanh, fnn::dropout<0.1>,
+                              fnn::dense<8>, fnn::prelu, fnn::dense<9>, fnn::maxout<3>, fnn::layer_norm, fnn::dense<4>,
+                              fnn::batch_norm, fnn::dense<2>, fnn::swish>;
+static_assert(std::is_same_v<mixed::plan,
+                             pl::stages<pl::stage<pk::dense_act, 0, 2>, pl::stage<pk::bn_act, 2, 2>,
+                                        pl::stage<pk::single, 4, 1>, pl::stage<pk::dense_only, 5, 1>,
+                                        pl::stage<pk::single, 6, 1>, pl::stage<pk::dense_only, 7, 1>,
+                                        pl::stage<pk::single, 8, 1>, pl::stage<pk::single, 9, 1>,
+                                        pl::stage<pk::dense_only, 10, 1>, pl::stage<pk::single, 11, 1>,
+                                        pl::stage<pk::dense_act, 12, 2>>>);
+// The unfused policy: one single stage per layer.
+using mlp_unfused = fnn::unfused_sequential<fnn::input<784>, fnn::dense<256>, fnn::batch_norm, fnn::gelu,
+                                            fnn::dense<10>>;
+static_assert(std::is_same_v<mlp_unfused::plan, pl::stages<pl::stage<pk::single, 0, 1>, pl::stage<pk::single, 1, 1>,
+                                                           pl::stage<pk::single, 2, 1>, pl::stage<pk::single, 3, 1>>>);
+
 }  // namespace
 
 int main() { return 0; }

@@ -20,12 +20,17 @@ namespace fnn::kernels {
 // Calls body.template operator()<V>(j) for j = 0, w, 2w, ... with V = batch<T>, then for the tail with V = T.
 template <class T, class Body>
 inline void for_columns(index_t cols, Body&& body) {
-  index_t j = 0;
   if constexpr (simd::enabled) {
     constexpr auto w = static_cast<index_t>(simd::width<T>);
-    for (; j + w <= cols; j += w) body.template operator()<simd::batch<T>>(j);
+    const index_t full = cols / w * w;
+    for (index_t j = 0; j < full; j += w) body.template operator()<simd::batch<T>>(j);
+    // The tail is shorter than a register; saying so keeps GCC from reasoning about (and warning on,
+    // -Waggressive-loop-optimizations) absurd trip counts of a loop it would otherwise vectorize.
+    const int tail = static_cast<int>(cols - full);
+    for (int t = 0; t < tail && t < static_cast<int>(w); ++t) body.template operator()<T>(full + t);
+  } else {
+    for (index_t j = 0; j < cols; ++j) body.template operator()<T>(j);
   }
-  for (; j < cols; ++j) body.template operator()<T>(j);
 }
 
 // y = Fn(z * scale + shift), per-column scale and shift.

@@ -1,7 +1,9 @@
 #pragma once
 // Element-wise activations (PyTorch semantics). Each is a functor with the value f(x) and the
 // derivative df(x, y) (y = f(x), which several derivatives reuse), plus the initializer hint it
-// gives the dense layer before it. The layer wrapper turns a functor into a network layer.
+// gives the dense layer before it. f and df are written once over V, a plain T (the reference
+// loops, through <cmath>) or an xsimd batch (fused kernels' epilogues, through xsimd's math).
+// The layer wrapper turns a functor into a network layer.
 #include <cmath>
 #include <cstddef>
 #include <string_view>
@@ -9,6 +11,7 @@
 #include "fnn/core/diagnostics.hpp"
 #include "fnn/layers/init.hpp"
 #include "fnn/layers/layer.hpp"
+#include "fnn/simd/math.hpp"
 
 namespace fnn {
 namespace act {
@@ -17,14 +20,13 @@ struct sigmoid_fn {
   static constexpr std::string_view name = "sigmoid";
   using init_hint = init::xavier_hint;
   template <class T>
-  static T f(T x) {
-    // Two branches so exp never overflows.
-    if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-    const T e = std::exp(x);
-    return e / (T(1) + e);
+  static T f(const T& x) {
+    // exp(-|x|) never overflows; the two branches are the two halves of the logistic function.
+    const T e = simd::exp(-simd::abs(x));
+    return simd::if_non_negative(x, T(1) / (T(1) + e), e / (T(1) + e));
   }
   template <class T>
-  static T df(T, T y) {
+  static T df(const T&, const T& y) {
     return y * (T(1) - y);
   }
 };
@@ -33,11 +35,11 @@ struct tanh_fn {
   static constexpr std::string_view name = "tanh";
   using init_hint = init::xavier_hint;
   template <class T>
-  static T f(T x) {
-    return std::tanh(x);
+  static T f(const T& x) {
+    return simd::tanh(x);
   }
   template <class T>
-  static T df(T, T y) {
+  static T df(const T&, const T& y) {
     return T(1) - y * y;
   }
 };
@@ -46,12 +48,12 @@ struct relu_fn {
   static constexpr std::string_view name = "relu";
   using init_hint = init::relu_hint;
   template <class T>
-  static T f(T x) {
-    return x > T(0) ? x : T(0);
+  static T f(const T& x) {
+    return simd::if_positive(x, x, T(0));
   }
   template <class T>
-  static T df(T x, T) {
-    return x > T(0) ? T(1) : T(0);
+  static T df(const T& x, const T&) {
+    return simd::if_positive(x, T(1), T(0));
   }
 };
 
@@ -60,12 +62,12 @@ struct leaky_relu_fn {
   static constexpr std::string_view name = "leaky_relu";
   using init_hint = init::hint<init::he_normal, fnn::detail::constexpr_sqrt(2.0 / (1.0 + Slope * Slope))>;
   template <class T>
-  static T f(T x) {
-    return x > T(0) ? x : T(Slope) * x;
+  static T f(const T& x) {
+    return simd::if_positive(x, x, T(Slope) * x);
   }
   template <class T>
-  static T df(T x, T) {
-    return x > T(0) ? T(1) : T(Slope);
+  static T df(const T& x, const T&) {
+    return simd::if_positive(x, T(1), T(Slope));
   }
 };
 
@@ -74,12 +76,12 @@ struct elu_fn {
   static constexpr std::string_view name = "elu";
   using init_hint = init::relu_hint;
   template <class T>
-  static T f(T x) {
-    return x > T(0) ? x : T(Alpha) * std::expm1(x);
+  static T f(const T& x) {
+    return simd::if_positive(x, x, T(Alpha) * simd::expm1(x));
   }
   template <class T>
-  static T df(T x, T y) {
-    return x > T(0) ? T(1) : y + T(Alpha);
+  static T df(const T& x, const T& y) {
+    return simd::if_positive(x, T(1), y + T(Alpha));
   }
 };
 
@@ -90,12 +92,12 @@ struct selu_fn {
   static constexpr double scale = 1.0507009873554804934193349852946;
   using init_hint = init::lecun_hint;
   template <class T>
-  static T f(T x) {
-    return x > T(0) ? T(scale) * x : T(scale * alpha) * std::expm1(x);
+  static T f(const T& x) {
+    return simd::if_positive(x, T(scale) * x, T(scale * alpha) * simd::expm1(x));
   }
   template <class T>
-  static T df(T x, T y) {
-    return x > T(0) ? T(scale) : y + T(scale * alpha);
+  static T df(const T& x, const T& y) {
+    return simd::if_positive(x, T(scale), y + T(scale * alpha));
   }
 };
 
@@ -106,29 +108,36 @@ struct gelu_fn {
   static constexpr double inv_sqrt2 = 0.70710678118654752440;
   static constexpr double inv_sqrt_2pi = 0.39894228040143267794;
   template <class T>
-  static T f(T x) {
-    return T(0.5) * x * std::erfc(-x * T(inv_sqrt2));
+  static T f(const T& x) {
+    return T(0.5) * x * simd::erfc(-x * T(inv_sqrt2));
   }
   template <class T>
-  static T df(T x, T) {
-    return T(0.5) * std::erfc(-x * T(inv_sqrt2)) + x * T(inv_sqrt_2pi) * std::exp(T(-0.5) * x * x);
+  static T df(const T& x, const T&) {
+    return T(0.5) * simd::erfc(-x * T(inv_sqrt2)) + x * T(inv_sqrt_2pi) * simd::exp(T(-0.5) * x * x);
   }
 };
 
-// tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (torch.nn.GELU(approximate="tanh")).
+// tanh approximation: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) (torch.nn.GELU(approximate="tanh")),
+// evaluated as x * sigmoid(2u): the same function, since 1 + tanh(u) = 2 sigmoid(2u), without the
+// cancellation of 1 + tanh(u) for negative x.
 struct gelu_tanh_fn {
   static constexpr std::string_view name = "gelu_tanh";
   using init_hint = init::relu_hint;
   static constexpr double k = 0.79788456080286535588;  // sqrt(2/pi)
   static constexpr double c = 0.044715;
   template <class T>
-  static T f(T x) {
-    return T(0.5) * x * (T(1) + std::tanh(T(k) * (x + T(c) * x * x * x)));
+  static T two_u(const T& x) {
+    return T(2 * k) * (x + T(c) * x * x * x);
   }
   template <class T>
-  static T df(T x, T) {
-    const T t = std::tanh(T(k) * (x + T(c) * x * x * x));
-    return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * T(k) * (T(1) + T(3 * c) * x * x);
+  static T f(const T& x) {
+    return x * sigmoid_fn::f(two_u(x));
+  }
+  template <class T>
+  static T df(const T& x, const T&) {
+    const T t = two_u(x);
+    const T s = sigmoid_fn::f(t), one_minus_s = sigmoid_fn::f(-t);
+    return s + x * s * one_minus_s * T(2 * k) * (T(1) + T(3 * c) * x * x);
   }
 };
 
@@ -137,11 +146,11 @@ struct swish_fn {
   static constexpr std::string_view name = "swish";
   using init_hint = init::relu_hint;
   template <class T>
-  static T f(T x) {
+  static T f(const T& x) {
     return x * sigmoid_fn::f(x);
   }
   template <class T>
-  static T df(T x, T) {
+  static T df(const T& x, const T&) {
     const T s = sigmoid_fn::f(x);
     return s * (T(1) + x * (T(1) - s));
   }

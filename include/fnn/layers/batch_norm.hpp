@@ -47,12 +47,7 @@ class batch_norm_layer final {
       if (n < min_train_batch)
         throw value_error("batch_norm needs at least 2 samples per batch in train mode, got " + std::to_string(n));
       batch_statistics(x);
-      for (std::size_t j = 0; j < Features; ++j) {
-        const double var = batch_var_[j];
-        running_mean_[j] = T((1 - momentum) * double(running_mean_[j]) + momentum * double(mean_[j]));
-        running_var_[j] = T((1 - momentum) * double(running_var_[j]) + momentum * var * double(n) / double(n - 1));
-      }
-      ++batches_tracked_;
+      update_running_statistics(n, batch_mean_.data(), batch_var_.data());
     } else {
       for (std::size_t j = 0; j < Features; ++j) {
         mean_[j] = running_mean_[j];
@@ -109,6 +104,21 @@ class batch_norm_layer final {
     f(nb);
   }
 
+  // running = (1 - momentum) * running + momentum * batch, with the unbiased batch variance (as torch).
+  // mean/var: the batch mean and biased variance of n samples. Fused stages call this too.
+  void update_running_statistics(index_t n, const double* mean, const double* var) {
+    const double unbias = double(n) / double(n - 1);
+    for (std::size_t j = 0; j < Features; ++j) {
+      running_mean_[j] = T((1 - momentum) * double(running_mean_[j]) + momentum * mean[j]);
+      running_var_[j] = T((1 - momentum) * double(running_var_[j]) + momentum * var[j] * unbias);
+    }
+    ++batches_tracked_;
+  }
+
+  std::span<T> gamma() noexcept { return gamma_; }
+  std::span<T> beta() noexcept { return beta_; }
+  std::span<T> gamma_grad() noexcept { return gamma_grad_; }
+  std::span<T> beta_grad() noexcept { return beta_grad_; }
   std::span<const T> running_mean() const noexcept { return running_mean_; }
   std::span<const T> running_var() const noexcept { return running_var_; }
   std::int64_t batches_tracked() const noexcept { return batches_tracked_; }
@@ -116,7 +126,9 @@ class batch_norm_layer final {
  private:
   void batch_statistics(const_matrix_view<T> x) {
     const index_t n = x.rows();
-    std::vector<double> mean(Features, 0.0), m2(Features, 0.0);
+    std::vector<double>& mean = batch_mean_;
+    mean.assign(Features, 0.0);
+    std::vector<double> m2(Features, 0.0);
     batch_var_.resize(Features);
     for (index_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < Features; ++j) mean[j] += double(x(i, index_t(j)));
@@ -135,7 +147,7 @@ class batch_norm_layer final {
 
   buffer<T> gamma_, gamma_grad_, beta_, beta_grad_, running_mean_, running_var_;
   buffer<T> mean_, rstd_;  // of the last forward, for backward
-  std::vector<double> batch_var_;
+  std::vector<double> batch_mean_, batch_var_;
   std::int64_t batches_tracked_ = 0;
 };
 

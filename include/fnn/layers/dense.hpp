@@ -75,6 +75,8 @@ class dense_layer final {
   std::span<T> bias() noexcept { return bias_; }
   std::span<const T> weight() const noexcept { return weight_; }
   std::span<const T> bias() const noexcept { return bias_; }
+  std::span<T> weight_grad() noexcept { return weight_grad_; }
+  std::span<T> bias_grad() noexcept { return bias_grad_; }
 
  private:
   buffer<T> weight_, weight_grad_, bias_, bias_grad_;

@@ -9,7 +9,9 @@
 //   auto logits = net.infer(x);
 //
 // Feature widths are compile-time (checked, with the numbers in the error); the batch size is a
-// run-time value checked before anything runs. This is the reference (one layer at a time) path.
+// run-time value checked before anything runs. By default the network runs its compile-time fusion
+// plan (network/plan.hpp); fnn::unfused_sequential runs the same layers one at a time through their
+// reference code, the oracle the fused stages are tested against.
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -25,6 +27,8 @@
 #include "fnn/layers/init.hpp"
 #include "fnn/layers/layer.hpp"
 #include "fnn/layers/penalty.hpp"
+#include "fnn/network/plan.hpp"
+#include "fnn/network/stages.hpp"
 
 namespace fnn {
 
@@ -99,6 +103,13 @@ struct bind_all<T, Index, In, type_list<S, Rest...>, type_list<Bound...>> {
   static constexpr std::size_t out_features = next::out_features;
 };
 
+template <std::size_t I, class Plan>
+struct stage_at;
+template <std::size_t I, class... Stages>
+struct stage_at<I, plan::stages<Stages...>> {
+  using type = std::tuple_element_t<I, std::tuple<Stages...>>;
+};
+
 template <class L>
 constexpr index_t min_train_batch_of() {
   if constexpr (requires { L::min_train_batch; }) return L::min_train_batch;
@@ -115,8 +126,8 @@ decltype(auto) as_target(const X& t) {
 
 }  // namespace detail
 
-template <class T, class Input, class... Specs>
-class basic_sequential final {
+template <class Policy, class T, class Input, class... Specs>
+class network final {
   static_assert(diagnostics::holds<diagnostics::sequential_must_start_with_input<detail::is_input<Input>>>);
   static_assert(diagnostics::holds<diagnostics::sequential_needs_a_layer<sizeof...(Specs)>>);
   static constexpr std::size_t input_features = [] {
@@ -128,14 +139,16 @@ class basic_sequential final {
 
  public:
   using value_type = T;
+  using policy = Policy;
   using layers_type = typename binding::type;
+  using plan = plan::of<Policy, Specs...>;
   static constexpr std::size_t in_features = input_features;
   static constexpr std::size_t out_features = binding::out_features;
   static constexpr std::size_t layer_count = sizeof...(Specs);
   template <std::size_t I>
   using layer_type = std::tuple_element_t<I, layers_type>;
 
-  explicit basic_sequential(seed s = seed{}) { reset(s); }
+  explicit network(seed s = seed{}) { reset(s); }
 
   // Re-initializes every parameter and buffer from the seed.
   void reset(seed s) {
@@ -151,11 +164,8 @@ class basic_sequential final {
     check_input(x, m);
     acts_[0].resize(x.rows(), index_t(in_features));
     for (index_t i = 0; i < x.rows(); ++i) std::copy(x.row(i), x.row(i) + in_features, acts_[0].data() + i * index_t(in_features));
-    for_each_layer([&](auto& layer, auto idx) {
-      constexpr std::size_t i = decltype(idx)::value;
-      acts_[i + 1].resize(x.rows(), index_t(layer.out_features));
-      layer.forward(acts_[i].view(), acts_[i + 1].view(), m, rng_);
-    });
+    auto ctx = context();
+    for_each_stage([&]<class Stage>(std::size_t s) { detail::stage_runner<Stage>::forward(ctx, workspaces_[s], m); });
     last_mode_ = m;
     has_forward_ = true;
     return acts_[layer_count].view();
@@ -266,12 +276,6 @@ class basic_sequential final {
       (f(std::get<I>(layers_), std::integral_constant<std::size_t, I>{}), ...);
     }(std::make_index_sequence<layer_count>{});
   }
-  template <class F>
-  void for_each_layer_reversed(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) {
-      (f(std::get<layer_count - 1 - I>(layers_), std::integral_constant<std::size_t, layer_count - 1 - I>{}), ...);
-    }(std::make_index_sequence<layer_count>{});
-  }
 
   static constexpr index_t min_train_batch = [] {
     index_t m = 1;
@@ -292,28 +296,46 @@ class basic_sequential final {
   }
 
   void backward_from_output_gradient(bool want_input_gradient) {
-    const index_t n = acts_[layer_count].rows();
-    for_each_layer_reversed([&](auto& layer, auto idx) {
-      constexpr std::size_t i = decltype(idx)::value;
-      matrix_view<T> dx;
-      if (i > 0 || want_input_gradient) {
-        grads_[i].resize(n, index_t(layer.in_features));
-        dx = grads_[i].view();
-      }
-      layer.backward(acts_[i].view(), acts_[i + 1].view(), grads_[i + 1].view(), dx, last_mode_);
+    auto ctx = context();
+    for_each_stage_reversed([&]<class Stage>(std::size_t s) {
+      detail::stage_runner<Stage>::backward(ctx, workspaces_[s], last_mode_, Stage::first > 0 || want_input_gradient);
     });
+  }
+
+  using context_type = detail::stage_context<T, layers_type, layer_count + 1>;
+  context_type context() { return context_type{layers_, acts_, grads_, rng_}; }
+
+  // Calls f.template operator()<Stage>(stage_index) for each stage of the plan, in order or reversed.
+  template <class F>
+  void for_each_stage(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f.template operator()<typename detail::stage_at<I, plan>::type>(I), ...);
+    }(std::make_index_sequence<plan::size>{});
+  }
+  template <class F>
+  void for_each_stage_reversed(F&& f) {
+    constexpr std::size_t n = plan::size;
+    [&]<std::size_t... I>(std::index_sequence<I...>) {
+      (f.template operator()<typename detail::stage_at<n - 1 - I, plan>::type>(n - 1 - I), ...);
+    }(std::make_index_sequence<n>{});
   }
 
   layers_type layers_;
   std::array<matrix<T>, layer_count + 1> acts_;   // acts_[0] = input, acts_[i + 1] = output of layer i
   std::array<matrix<T>, layer_count + 1> grads_;  // grads_[i] = dL/d acts_[i]
+  std::array<detail::stage_workspace<T>, plan::size> workspaces_;
   random_engine rng_;
   mode last_mode_ = mode::train;
   bool has_forward_ = false;
 };
 
-// The float network users declare.
+// A network of T run through its fusion plan; the float one users declare; the same layers run one
+// at a time through their reference code.
+template <class T, class Input, class... Specs>
+using basic_sequential = network<fused, T, Input, Specs...>;
 template <class Input, class... Specs>
-using sequential = basic_sequential<float, Input, Specs...>;
+using sequential = network<fused, float, Input, Specs...>;
+template <class Input, class... Specs>
+using unfused_sequential = network<unfused, float, Input, Specs...>;
 
 }  // namespace fnn

@@ -1,0 +1,327 @@
+#pragma once
+// Running the fusion plan (network/plan.hpp). Each stage reads the activation slot before its first
+// layer and writes the slot after its last one; parameters stay in the layers, so naming, optimizers
+// and checkpoints do not know whether a network runs fused.
+//
+// What a fused stage keeps for backward, per kind (slot k = output of layer k - 1):
+//   dense_only    x, y                   backward: db = colsum(dy), dW += dy^T x, dx = dy W
+//   dense_act     x, z (side-stored by the GEMM epilogue), y
+//   dense_bn_act  x, z (GEMM output, bias skipped: it cancels in train-mode batch norm), y; batch mean/rstd
+//   bn_act        x, y; batch mean/rstd
+// Eval mode: dense_bn_act folds the batch norm into the GEMM (W' = W * s, b' = (b - mean) * s + beta,
+// s = gamma / sqrt(running_var + eps)) and applies the activation in the epilogue. A backward after an
+// eval-mode forward (gradient checking does that) re-runs the stage's reference layers first: it is
+// not a training path, and it keeps the fused code to the two paths that matter.
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <tuple>
+#include <vector>
+
+#include "fnn/core/tensor.hpp"
+#include "fnn/kernels/epilogue.hpp"
+#include "fnn/kernels/fused_block.hpp"
+#include "fnn/kernels/gemm.hpp"
+#include "fnn/layers/layer.hpp"
+#include "fnn/network/plan.hpp"
+
+namespace fnn::detail {
+
+// Per-stage scratch, reused from step to step (it only grows).
+template <class T>
+struct stage_workspace {
+  buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat, folded_weight, folded_bias;
+  std::vector<double> mean_d, var_d;
+  matrix<T> du;
+};
+
+template <class T, class Layers, std::size_t Slots>
+struct stage_context {
+  using value_type = T;
+  Layers& layers;
+  std::array<matrix<T>, Slots>& acts;
+  std::array<matrix<T>, Slots>& grads;
+  random_engine& rng;
+};
+
+template <std::size_t I, class Ctx>
+auto& layer_at(Ctx& c) {
+  return std::get<I>(c.layers);
+}
+
+// Reference forward of layers [First, First + Count), each into its own slot.
+template <std::size_t First, std::size_t Count, class Ctx>
+void reference_forward(Ctx& c, mode m) {
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (([&] {
+       auto& layer = layer_at<First + K>(c);
+       c.acts[First + K + 1].resize(c.acts[First].rows(), index_t(layer.out_features));
+       layer.forward(c.acts[First + K].view(), c.acts[First + K + 1].view(), m, c.rng);
+     }()),
+     ...);
+  }(std::make_index_sequence<Count>{});
+}
+
+template <std::size_t First, std::size_t Count, class Ctx>
+void reference_backward(Ctx& c, mode m, bool want_dx) {
+  const index_t n = c.acts[First].rows();
+  [&]<std::size_t... K>(std::index_sequence<K...>) {
+    (([&] {
+       constexpr std::size_t i = First + Count - 1 - K;
+       auto& layer = layer_at<i>(c);
+       matrix_view<typename Ctx::value_type> dx;
+       if (i > First || want_dx) {
+         c.grads[i].resize(n, index_t(layer.in_features));
+         dx = c.grads[i].view();
+       }
+       layer.backward(c.acts[i].view(), c.acts[i + 1].view(), c.grads[i + 1].view(), dx, m);
+     }()),
+     ...);
+  }(std::make_index_sequence<Count>{});
+}
+
+
+// The activation functor of an activation layer type.
+template <class Layer>
+using activation_of = typename Layer::function;
+
+// GEMM for Y = X W^T with an epilogue, X the slot before the dense layer.
+template <class T, class Dense, class Ep>
+void dense_gemm(Dense& d, const_matrix_view<T> x, matrix_view<T> out, const T* weight, Ep&& ep) {
+  using kernels::transpose;
+  kernels::gemm(transpose::no, transpose::yes, x.rows(), index_t(Dense::out_features), index_t(Dense::in_features),
+                T(1), x.data(), x.ld(), weight, index_t(Dense::in_features), T(0), out.data(), out.ld(),
+                std::forward<Ep>(ep));
+  (void)d;
+}
+
+// dW += dz^T x, dx = dz W (when wanted).
+template <class T, class Dense>
+void dense_backward_products(Dense& d, const_matrix_view<T> x, const_matrix_view<T> dz, matrix<T>* dx) {
+  using kernels::transpose;
+  const index_t in = index_t(Dense::in_features), out = index_t(Dense::out_features);
+  kernels::gemm(transpose::yes, transpose::no, out, in, dz.rows(), T(1), dz.data(), dz.ld(), x.data(), x.ld(), T(1),
+                d.weight_grad().data(), in);
+  if (dx) {
+    dx->resize(dz.rows(), in);
+    kernels::gemm(transpose::no, transpose::no, dz.rows(), in, out, T(1), dz.data(), dz.ld(), d.weight().data(), in,
+                  T(0), dx->data(), in);
+  }
+}
+
+template <class T>
+void resize_features(stage_workspace<T>& ws, std::size_t f) {
+  for (auto* b : {&ws.mean, &ws.rstd, &ws.scale, &ws.shift, &ws.sum_du, &ws.sum_du_xhat}) b->resize(f);
+  ws.mean_d.resize(f);
+  ws.var_d.resize(f);
+}
+
+// Batch statistics (train mode) -> running statistics, scale and shift. `offset` is added to the
+// recorded running mean: the dense bias the fused GEMM skipped.
+template <class T, class BN>
+void batch_norm_train_coefficients(BN& bn, stage_workspace<T>& ws, index_t n, const T* offset) {
+  const std::size_t f = BN::out_features;
+  for (std::size_t j = 0; j < f; ++j) {
+    ws.rstd[j] = T(1.0 / std::sqrt(double(ws.var_d[j]) + BN::eps));
+    ws.mean[j] = T(ws.mean_d[j]);
+    ws.scale[j] = bn.gamma()[j] * ws.rstd[j];
+    ws.shift[j] = bn.beta()[j] - ws.mean[j] * ws.scale[j];
+    ws.mean_d[j] += offset ? double(offset[j]) : 0.0;
+  }
+  bn.update_running_statistics(n, ws.mean_d.data(), ws.var_d.data());
+}
+
+template <class T>
+void moments_to_workspace(const kernels::column_moments<T>& mom, stage_workspace<T>& ws) {
+  mom.finish(ws.mean.data(), ws.rstd.data());  // rstd holds the variance until batch_norm_train_coefficients
+  for (std::size_t j = 0; j < ws.mean.size(); ++j) {
+    ws.mean_d[j] = double(ws.mean[j]);
+    ws.var_d[j] = double(ws.rstd[j]);
+  }
+}
+
+// Backward of batch norm + activation in train mode: two passes; dz goes to `dz` (may be ws.du).
+template <class Fn, class T, class BN>
+void batch_norm_activation_backward(BN& bn, stage_workspace<T>& ws, const_matrix_view<T> z, const_matrix_view<T> y,
+                                    const_matrix_view<T> dy, matrix_view<T> dz) {
+  const index_t n = z.rows(), f = z.cols();
+  ws.du.resize(n, f);
+  kernels::affine_activation_backward_reduce<Fn>(n, f, z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
+                                                  ws.scale.data(), ws.shift.data(), ws.mean.data(), ws.rstd.data(),
+                                                  ws.du.data(), f, ws.sum_du.data(), ws.sum_du_xhat.data());
+  for (index_t j = 0; j < f; ++j) {
+    bn.beta_grad()[std::size_t(j)] += ws.sum_du[std::size_t(j)];
+    bn.gamma_grad()[std::size_t(j)] += ws.sum_du_xhat[std::size_t(j)];
+  }
+  kernels::batch_norm_input_gradient(n, f, ws.du.data(), f, z.data(), z.ld(), bn.gamma().data(), ws.mean.data(),
+                                     ws.rstd.data(), ws.sum_du.data(), ws.sum_du_xhat.data(), dz.data(), dz.ld());
+}
+
+template <class Stage>
+struct stage_runner;
+
+template <std::size_t First, std::size_t Count>
+struct stage_runner<plan::stage<plan::stage_kind::single, First, Count>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>&, mode m) {
+    reference_forward<First, Count>(c, m);
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>&, mode m, bool want_dx) {
+    reference_backward<First, Count>(c, m, want_dx);
+  }
+};
+
+template <std::size_t First>
+struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>&, mode) {
+    auto& d = layer_at<First>(c);
+    c.acts[First + 1].resize(c.acts[First].rows(), index_t(d.out_features));
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
+      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(),
+                    kernels::bias_epilogue<T>{d.bias().data()});
+    else
+      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), kernels::no_epilogue{});
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>&, mode, bool want_dx) {
+    auto& d = layer_at<First>(c);
+    const auto dy = c.grads[First + 1].view();
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
+      kernels::add_column_sums(dy.rows(), dy.cols(), dy.data(), dy.ld(), d.bias_grad().data());
+    dense_backward_products<T>(d, c.acts[First].view(), dy, want_dx ? &c.grads[First] : nullptr);
+  }
+};
+
+template <std::size_t First>
+struct stage_runner<plan::stage<plan::stage_kind::dense_act, First, 2>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>&, mode) {
+    auto& d = layer_at<First>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
+    const index_t n = c.acts[First].rows(), f = index_t(d.out_features);
+    c.acts[First + 1].resize(n, f);
+    c.acts[First + 2].resize(n, f);
+    const T* bias = nullptr;
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias) bias = d.bias().data();
+    dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 2].view(), d.weight().data(),
+                  kernels::bias_activation_epilogue<Fn, T>{bias, c.acts[First + 1].data(), f});
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>& ws, mode, bool want_dx) {
+    auto& d = layer_at<First>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
+    const auto z = c.acts[First + 1].view();
+    const auto y = c.acts[First + 2].view();
+    const auto dy = c.grads[First + 2].view();
+    ws.du.resize(z.rows(), z.cols());
+    T* db = nullptr;
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias) db = d.bias_grad().data();
+    kernels::activation_backward<Fn>(z.rows(), z.cols(), z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
+                                     ws.du.data(), z.cols(), db);
+    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
+  }
+};
+
+template <std::size_t First>
+struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>& ws, mode m) {
+    auto& d = layer_at<First>(c);
+    auto& bn = layer_at<First + 1>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
+    constexpr bool has_bias = std::remove_reference_t<decltype(d)>::has_bias;
+    const index_t n = c.acts[First].rows(), f = index_t(d.out_features), in = index_t(d.in_features);
+    resize_features(ws, std::size_t(f));
+    c.acts[First + 3].resize(n, f);
+    if (m == mode::eval) {
+      // Fold: W' = W * s, b' = (b - running_mean) * s + beta.
+      ws.folded_weight.resize(std::size_t(f * in));
+      ws.folded_bias.resize(std::size_t(f));
+      for (index_t o = 0; o < f; ++o) {
+        const auto j = std::size_t(o);
+        const T s = T(double(bn.gamma()[j]) / std::sqrt(double(bn.running_var()[j]) + bn.eps));
+        for (index_t k = 0; k < in; ++k) ws.folded_weight[std::size_t(o * in + k)] = d.weight()[std::size_t(o * in + k)] * s;
+        const T b = has_bias ? d.bias()[j] : T(0);
+        ws.folded_bias[j] = (b - bn.running_mean()[j]) * s + bn.beta()[j];
+      }
+      c.acts[First + 2].resize(n, f);
+      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 3].view(), ws.folded_weight.data(),
+                    kernels::bias_activation_epilogue<Fn, T>{ws.folded_bias.data(), c.acts[First + 2].data(), f});
+      return;
+    }
+    c.acts[First + 1].resize(n, f);
+    kernels::column_moments<T> moments(n, f, kernels::gemm_tile_rows<T>);
+    dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), moments);
+    moments_to_workspace(moments, ws);
+    const T* offset = nullptr;
+    if constexpr (has_bias) offset = d.bias().data();
+    batch_norm_train_coefficients(bn, ws, n, offset);
+    kernels::affine_activation<Fn>(n, f, c.acts[First + 1].data(), f, ws.scale.data(), ws.shift.data(),
+                                   c.acts[First + 3].data(), f);
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>& ws, mode m, bool want_dx) {
+    if (m == mode::eval) {
+      reference_forward<First, 3>(c, m);
+      reference_backward<First, 3>(c, m, want_dx);
+      return;
+    }
+    auto& d = layer_at<First>(c);
+    auto& bn = layer_at<First + 1>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
+    const auto z = c.acts[First + 1].view();
+    ws.du.resize(z.rows(), z.cols());
+    batch_norm_activation_backward<Fn, T>(bn, ws, z, c.acts[First + 3].view(), c.grads[First + 3].view(), ws.du.view());
+    // The bias gradient is exactly zero: a constant shift before train-mode batch norm cancels.
+    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
+  }
+};
+
+template <std::size_t First>
+struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>& ws, mode m) {
+    auto& bn = layer_at<First>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
+    const auto x = c.acts[First].view();
+    const index_t n = x.rows(), f = x.cols();
+    resize_features(ws, std::size_t(f));
+    c.acts[First + 2].resize(n, f);
+    if (m == mode::eval) {
+      for (std::size_t j = 0; j < std::size_t(f); ++j) {
+        ws.scale[j] = T(double(bn.gamma()[j]) / std::sqrt(double(bn.running_var()[j]) + bn.eps));
+        ws.shift[j] = bn.beta()[j] - bn.running_mean()[j] * ws.scale[j];
+      }
+    } else {
+      kernels::column_moments<T> moments(n, f, n);
+      moments.reduce(x.data(), x.ld(), 0, n, 0, f);
+      moments_to_workspace(moments, ws);
+      batch_norm_train_coefficients(bn, ws, n, static_cast<const T*>(nullptr));
+    }
+    kernels::affine_activation<Fn>(n, f, x.data(), x.ld(), ws.scale.data(), ws.shift.data(), c.acts[First + 2].data(), f);
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>& ws, mode m, bool want_dx) {
+    if (m == mode::eval) {
+      reference_forward<First, 2>(c, m);
+      reference_backward<First, 2>(c, m, want_dx);
+      return;
+    }
+    auto& bn = layer_at<First>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
+    const auto x = c.acts[First].view();
+    matrix_view<T> dz = ws.du.view();
+    if (want_dx) {
+      c.grads[First].resize(x.rows(), x.cols());
+      dz = c.grads[First].view();
+    } else {
+      ws.du.resize(x.rows(), x.cols());
+      dz = ws.du.view();
+    }
+    batch_norm_activation_backward<Fn, T>(bn, ws, x, c.acts[First + 2].view(), c.grads[First + 2].view(), dz);
+  }
+};
+
+}  // namespace fnn::detail
