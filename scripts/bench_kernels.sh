@@ -4,6 +4,10 @@
 # bench/results/kernels.md and bench/results/kernels.png. Each library runs in its own process so that one
 # library's idle worker threads cannot steal the cores of the next.
 #   usage: scripts/bench_kernels.sh [extra google-benchmark flags]
+# On a machine shared with other jobs, run it as OMP_WAIT_POLICY=passive scripts/bench_kernels.sh: with the
+# default (spinning) policy a thread spinning at the end-of-region barrier holds a core that the other, preempted
+# thread needs, and every 2-thread OpenMP call (fnn's and oneDNN's) can take a whole scheduler slice (~8 ms
+# measured for a 40 us product). The policy is recorded in kernels.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build/bench

@@ -4,6 +4,7 @@ repetitions) into bench/results/kernels.md (GFLOP/s, % of the measured peak, rat
 and bench/results/kernels.png."""
 import argparse
 import json
+import os
 import pathlib
 import re
 
@@ -53,6 +54,7 @@ def main():
     if context:
         lines.append(f"Host: {context.get('num_cpus')} CPUs @ {context.get('mhz_per_cpu')} MHz, "
                      f"load average before the report {args.load}; median of 5 repetitions, min_time 0.2 s; "
+                     f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; "
                      f"fnn arch: {rows.get(('fnn', shapes[0], 1), {}).get('label', '?')}.")
     lines.append("")
     lines.append(f"Measured FMA peak (xsimd, 24 independent chains): 1 thread {fmt(peak[1])} GFLOP/s, "
