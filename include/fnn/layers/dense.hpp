@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "fnn/core/diagnostics.hpp"
+#include "fnn/kernels/fused_block.hpp"
 #include "fnn/kernels/gemm.hpp"
 #include "fnn/layers/init.hpp"
 #include "fnn/layers/layer.hpp"
@@ -36,10 +37,13 @@ class dense_layer final {
       for (T& b : bias_) b = T(0);
   }
 
+  // The products go through the fused stages' (here empty) epilogue type, so a network instantiates
+  // one GEMM whichever path runs it: each instantiation costs about 2 s of compile time.
   void forward(const_matrix_view<T> x, matrix_view<T> y, mode, random_engine&) {
     using kernels::transpose;
+    kernels::stage_epilogue<T> none;
     kernels::gemm(transpose::no, transpose::yes, x.rows(), index_t(Out), index_t(In), T(1), x.data(), x.ld(),
-                  weight_.data(), index_t(In), T(0), y.data(), y.ld());
+                  weight_.data(), index_t(In), T(0), y.data(), y.ld(), none);
     if constexpr (Bias)
       for (index_t i = 0; i < y.rows(); ++i)
         for (std::size_t o = 0; o < Out; ++o) y(i, index_t(o)) += bias_[o];
@@ -47,15 +51,16 @@ class dense_layer final {
 
   void backward(const_matrix_view<T> x, const_matrix_view<T>, const_matrix_view<T> dy, matrix_view<T> dx, mode) {
     using kernels::transpose;
+    kernels::stage_epilogue<T> none;
     // dW += dy^T x ; db += column sums of dy ; dx = dy W
     kernels::gemm(transpose::yes, transpose::no, index_t(Out), index_t(In), dy.rows(), T(1), dy.data(), dy.ld(),
-                  x.data(), x.ld(), T(1), weight_grad_.data(), index_t(In));
+                  x.data(), x.ld(), T(1), weight_grad_.data(), index_t(In), none);
     if constexpr (Bias)
       for (index_t i = 0; i < dy.rows(); ++i)
         for (std::size_t o = 0; o < Out; ++o) bias_grad_[o] += dy(i, index_t(o));
     if (dx.rows() > 0)
       kernels::gemm(transpose::no, transpose::no, dy.rows(), index_t(In), index_t(Out), T(1), dy.data(), dy.ld(),
-                    weight_.data(), index_t(In), T(0), dx.data(), dx.ld());
+                    weight_.data(), index_t(In), T(0), dx.data(), dx.ld(), none);
   }
 
   template <class F>

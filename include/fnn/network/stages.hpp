@@ -85,27 +85,26 @@ void reference_backward(Ctx& c, mode m, bool want_dx) {
 template <class Layer>
 using activation_of = typename Layer::function;
 
-// GEMM for Y = X W^T with an epilogue, X the slot before the dense layer.
-template <class T, class Dense, class Ep>
-void dense_gemm(Dense& d, const_matrix_view<T> x, matrix_view<T> out, const T* weight, Ep&& ep) {
+// Y = X W^T through the stages' one epilogue type, X the slot before the dense layer.
+template <class T, class Dense>
+void dense_gemm(const_matrix_view<T> x, matrix_view<T> out, const T* weight, kernels::stage_epilogue<T> ep) {
   using kernels::transpose;
   kernels::gemm(transpose::no, transpose::yes, x.rows(), index_t(Dense::out_features), index_t(Dense::in_features),
-                T(1), x.data(), x.ld(), weight, index_t(Dense::in_features), T(0), out.data(), out.ld(),
-                std::forward<Ep>(ep));
-  (void)d;
+                T(1), x.data(), x.ld(), weight, index_t(Dense::in_features), T(0), out.data(), out.ld(), ep);
 }
 
-// dW += dz^T x, dx = dz W (when wanted).
+// dW += dz^T x, dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM instantiation.
 template <class T, class Dense>
 void dense_backward_products(Dense& d, const_matrix_view<T> x, const_matrix_view<T> dz, matrix<T>* dx) {
   using kernels::transpose;
   const index_t in = index_t(Dense::in_features), out = index_t(Dense::out_features);
+  kernels::stage_epilogue<T> none;
   kernels::gemm(transpose::yes, transpose::no, out, in, dz.rows(), T(1), dz.data(), dz.ld(), x.data(), x.ld(), T(1),
-                d.weight_grad().data(), in);
+                d.weight_grad().data(), in, none);
   if (dx) {
     dx->resize(dz.rows(), in);
     kernels::gemm(transpose::no, transpose::no, dz.rows(), in, out, T(1), dz.data(), dz.ld(), d.weight().data(), in,
-                  T(0), dx->data(), in);
+                  T(0), dx->data(), in, none);
   }
 }
 
@@ -178,11 +177,10 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
   static void forward(Ctx& c, stage_workspace<T>&, mode) {
     auto& d = layer_at<First>(c);
     c.acts[First + 1].resize(c.acts[First].rows(), index_t(d.out_features));
-    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
-      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(),
-                    kernels::bias_epilogue<T>{d.bias().data()});
-    else
-      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), kernels::no_epilogue{});
+    using D = std::remove_reference_t<decltype(d)>;
+    kernels::stage_epilogue<T> ep;
+    if constexpr (D::has_bias) ep.bias = d.bias().data();
+    dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
   }
   template <class Ctx, class T>
   static void backward(Ctx& c, stage_workspace<T>&, mode, bool want_dx) {
@@ -203,10 +201,13 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_act, First, 2>> {
     const index_t n = c.acts[First].rows(), f = index_t(d.out_features);
     c.acts[First + 1].resize(n, f);
     c.acts[First + 2].resize(n, f);
-    const T* bias = nullptr;
-    if constexpr (std::remove_reference_t<decltype(d)>::has_bias) bias = d.bias().data();
-    dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 2].view(), d.weight().data(),
-                  kernels::bias_activation_epilogue<Fn, T>{bias, c.acts[First + 1].data(), f});
+    using D = std::remove_reference_t<decltype(d)>;
+    kernels::stage_epilogue<T> ep;
+    if constexpr (D::has_bias) ep.bias = d.bias().data();
+    ep.pre = c.acts[First + 1].data();
+    ep.ld_pre = f;
+    dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 2].view(), d.weight().data(),
+                     kernels::with_activation<Fn>(ep));
   }
   template <class Ctx, class T>
   static void backward(Ctx& c, stage_workspace<T>& ws, mode, bool want_dx) {
@@ -247,13 +248,20 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
         ws.folded_bias[j] = (b - bn.running_mean()[j]) * s + bn.beta()[j];
       }
       c.acts[First + 2].resize(n, f);
-      dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 3].view(), ws.folded_weight.data(),
-                    kernels::bias_activation_epilogue<Fn, T>{ws.folded_bias.data(), c.acts[First + 2].data(), f});
+      kernels::stage_epilogue<T> ep;
+      ep.bias = ws.folded_bias.data();
+      ep.pre = c.acts[First + 2].data();
+      ep.ld_pre = f;
+      dense_gemm<T, std::remove_reference_t<decltype(d)>>(c.acts[First].view(), c.acts[First + 3].view(),
+                                                          ws.folded_weight.data(), kernels::with_activation<Fn>(ep));
       return;
     }
     c.acts[First + 1].resize(n, f);
     kernels::column_moments<T> moments(n, f, kernels::gemm_tile_rows<T>);
-    dense_gemm<T>(d, c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), moments);
+    kernels::stage_epilogue<T> ep;
+    ep.moments = &moments;
+    dense_gemm<T, std::remove_reference_t<decltype(d)>>(c.acts[First].view(), c.acts[First + 1].view(),
+                                                        d.weight().data(), ep);
     moments_to_workspace(moments, ws);
     const T* offset = nullptr;
     if constexpr (has_bias) offset = d.bias().data();
