@@ -85,8 +85,14 @@ struct apply_then_reduce final {
 template <class T>
 class column_moments final {
  public:
-  column_moments(index_t rows, index_t cols, index_t tile_rows)
-      : cols_(cols), tile_rows_(tile_rows), slots_((rows + tile_rows - 1) / tile_rows) {
+  column_moments() = default;
+  column_moments(index_t rows, index_t cols, index_t tile_rows) { reset(rows, cols, tile_rows); }
+
+  // Prepares for a new product; keeps the storage, so a training loop that reuses the object does not allocate.
+  void reset(index_t rows, index_t cols, index_t tile_rows) {
+    cols_ = cols;
+    tile_rows_ = tile_rows;
+    slots_ = (rows + tile_rows - 1) / tile_rows;
     count_.resize(static_cast<std::size_t>(slots_));
     for (index_t s = 0; s < slots_; ++s) count_[static_cast<std::size_t>(s)] = std::min(tile_rows, rows - s * tile_rows);
     mean_.assign(static_cast<std::size_t>(slots_ * cols), T(0));
@@ -130,7 +136,7 @@ class column_moments final {
   }
 
  private:
-  index_t cols_, tile_rows_, slots_;
+  index_t cols_ = 0, tile_rows_ = 1, slots_ = 0;
   std::vector<index_t> count_;
   std::vector<T> mean_, m2_;
 };

@@ -33,6 +33,7 @@ struct stage_workspace {
   buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat, folded_weight, folded_bias;
   std::vector<double> mean_d, var_d;
   matrix<T> du;
+  kernels::column_moments<T> moments;
 };
 
 template <class T, class Layers, std::size_t Slots>
@@ -257,12 +258,12 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
       return;
     }
     c.acts[First + 1].resize(n, f);
-    kernels::column_moments<T> moments(n, f, kernels::gemm_tile_rows<T>);
+    ws.moments.reset(n, f, kernels::gemm_tile_rows<T>);
     kernels::stage_epilogue<T> ep;
-    ep.moments = &moments;
+    ep.moments = &ws.moments;
     dense_gemm<T, std::remove_reference_t<decltype(d)>>(c.acts[First].view(), c.acts[First + 1].view(),
                                                         d.weight().data(), ep);
-    moments_to_workspace(moments, ws);
+    moments_to_workspace(ws.moments, ws);
     const T* offset = nullptr;
     if constexpr (has_bias) offset = d.bias().data();
     batch_norm_train_coefficients(bn, ws, n, offset);
@@ -303,9 +304,9 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
         ws.shift[j] = bn.beta()[j] - bn.running_mean()[j] * ws.scale[j];
       }
     } else {
-      kernels::column_moments<T> moments(n, f, n);
-      moments.reduce(x.data(), x.ld(), 0, n, 0, f);
-      moments_to_workspace(moments, ws);
+      ws.moments.reset(n, f, n);
+      ws.moments.reduce(x.data(), x.ld(), 0, n, 0, f);
+      moments_to_workspace(ws.moments, ws);
       batch_norm_train_coefficients(bn, ws, n, static_cast<const T*>(nullptr));
     }
     kernels::affine_activation<Fn>(n, f, x.data(), x.ld(), ws.scale.data(), ws.shift.data(), c.acts[First + 2].data(), f);
