@@ -82,6 +82,15 @@ void reference_backward(Ctx& c, mode m, bool want_dx) {
 }
 
 
+// Backward after an eval-mode forward of a fused stage (gradient checking does that): the fused eval
+// forward keeps only what inference needs, so the stage's layers run their reference forward, then
+// their reference backward.
+template <std::size_t First, std::size_t Count, class Ctx>
+void rerun_as_reference(Ctx& c, bool want_dx) {
+  reference_forward<First, Count>(c, mode::eval);
+  reference_backward<First, Count>(c, mode::eval, want_dx);
+}
+
 // The activation functor of an activation layer type.
 template <class Layer>
 using activation_of = typename Layer::function;
@@ -272,11 +281,7 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
   }
   template <class Ctx, class T>
   static void backward(Ctx& c, stage_workspace<T>& ws, mode m, bool want_dx) {
-    if (m == mode::eval) {
-      reference_forward<First, 3>(c, m);
-      reference_backward<First, 3>(c, m, want_dx);
-      return;
-    }
+    if (m == mode::eval) return rerun_as_reference<First, 3>(c, want_dx);
     auto& d = layer_at<First>(c);
     auto& bn = layer_at<First + 1>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
@@ -313,11 +318,7 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
   }
   template <class Ctx, class T>
   static void backward(Ctx& c, stage_workspace<T>& ws, mode m, bool want_dx) {
-    if (m == mode::eval) {
-      reference_forward<First, 2>(c, m);
-      reference_backward<First, 2>(c, m, want_dx);
-      return;
-    }
+    if (m == mode::eval) return rerun_as_reference<First, 2>(c, want_dx);
     auto& bn = layer_at<First>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
     const auto x = c.acts[First].view();
