@@ -89,10 +89,7 @@ class batch_norm_layer final {
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    parameter_ref<T> g{module, "weight", parameter_kind::norm_scale, gamma_, gamma_grad_, {index_t(Features), 1}, 1};
-    f(g);
-    parameter_ref<T> b{module, "bias", parameter_kind::norm_shift, beta_, beta_grad_, {index_t(Features), 1}, 1};
-    f(b);
+    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, f);
   }
   template <class F>
   void for_each_buffer(index_t module, F&& f) {

@@ -8,6 +8,7 @@
 // A bound layer has in_features/out_features, forward(x, y, mode, rng), backward(x, y, dy, dx, mode)
 // and visits its parameters/buffers. forward/backward here are the reference (plain loop) versions
 // that fused kernels are tested against. Gradients accumulate (as in PyTorch) until zero_grad.
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <random>
@@ -41,6 +42,18 @@ struct stateless_layer {
   template <class Rng>
   void initialize(Rng&) {}
 };
+
+// Visits the per-feature affine of a normalization layer as "<module>.weight" (gamma) and
+// "<module>.bias" (beta), the names and kinds torch and the optimizers' decay policy expect.
+template <class T, class F>
+void visit_norm_affine(index_t module, std::span<T> gamma, std::span<T> gamma_grad, std::span<T> beta,
+                       std::span<T> beta_grad, F&& f) {
+  const std::array<index_t, 2> shape{index_t(gamma.size()), 1};
+  parameter_ref<T> g{module, "weight", parameter_kind::norm_scale, gamma, gamma_grad, shape, 1};
+  f(g);
+  parameter_ref<T> b{module, "bias", parameter_kind::norm_shift, beta, beta_grad, shape, 1};
+  f(b);
+}
 
 namespace detail {
 // A constexpr square root (std::sqrt is not constexpr in C++20) for gains known at compile time.
