@@ -57,17 +57,17 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
   using cfg = gemm_config<T>;
   using V = typename cfg::vec;
   constexpr index_t mr = cfg::mr, nr = cfg::nr, nv = cfg::nv;
-  const index_t k = pr.k;
-  T* apack = thread_scratch_a<T>().get(cfg::mc * std::min(cfg::kc, std::max<index_t>(k, 1)));
-  T* bpack = thread_scratch_b<T>().get(std::min(cfg::kc, std::max<index_t>(k, 1)) *
+  const index_t k = pr.k, kb = cfg::k_block(k);
+  T* apack = thread_scratch_a<T>().get(cfg::mc * kb);
+  T* bpack = thread_scratch_b<T>().get(kb *
                                        std::min(cfg::nc, (r.n1 - r.n0 + nr - 1) / nr * nr));
   store_mode<T> first_mode = mode;
   const store_mode<T> accumulate_mode(mode.alpha, T(1));
   for (index_t jc = r.n0; jc < r.n1; jc += cfg::nc) {
     const index_t nc = std::min(cfg::nc, r.n1 - jc);
     // At least one pass, so that k == 0 still scales C by beta and runs the epilogue.
-    for (index_t pc = 0; pc == 0 || pc < k; pc += cfg::kc) {
-      const index_t kc = std::min(cfg::kc, k - pc);
+    for (index_t pc = 0; pc == 0 || pc < k; pc += kb) {
+      const index_t kc = std::min(kb, k - pc);
       const bool last = pc + kc >= k;
       const store_mode<T>& md = pc == 0 ? first_mode : accumulate_mode;
       pack_b<nr, V>(pr.tb, b, ldb, pc, kc, jc, nc, bpack);

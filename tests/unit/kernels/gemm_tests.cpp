@@ -85,8 +85,23 @@ BOOST_AUTO_TEST_CASE(dense_layer_shapes) {
   BOOST_TEST(padding_ok);
 }
 
+// k is cut into as few blocks as kc allows, of near-equal depth: no short tail block that would run the
+// micro-kernel for a handful of k steps.
+BOOST_AUTO_TEST_CASE(k_blocks_are_even) {
+  using cfg = fnn::kernels::detail::gemm_config<float>;
+  BOOST_TEST(cfg::k_block(0) == 1);
+  for (index_t k = 1; k <= 4 * cfg::kc + 17; ++k) {
+    const index_t kb = cfg::k_block(k), blocks = (k + kb - 1) / kb, last = k - (blocks - 1) * kb;
+    BOOST_TEST_REQUIRE(kb >= 1);
+    BOOST_TEST_REQUIRE(kb <= cfg::kc);
+    BOOST_TEST_REQUIRE(blocks == (k + cfg::kc - 1) / cfg::kc);
+    BOOST_TEST_REQUIRE(last > kb - 8 * blocks, "k=" << k << " kb=" << kb << " last block " << last);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(double_precision) {
-  check_shapes<double>({{1, 1, 1}, {37, 53, 71}, {20, 40, 300}}, {1.0, -0.5}, {0.0, 1.0});
+  using cfg = fnn::kernels::detail::gemm_config<double>;
+  check_shapes<double>({{1, 1, 1}, {37, 53, 71}, {20, 40, 300}, {11, 29, cfg::kc + 9}}, {1.0, -0.5}, {0.0, 1.0});
 }
 
 BOOST_AUTO_TEST_CASE(beta_zero_does_not_read_c) {
