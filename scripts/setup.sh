@@ -8,6 +8,7 @@ packages=(
   libbenchmark-dev libopenblas-dev libdnnl-dev libcli11-dev
   python3-torch python3-numpy python3-matplotlib
   dataset-fashion-mnist
+  g++-aarch64-linux-gnu qemu-user   # tests/cross: the SIMD kernels built for aarch64 (NEON), run under qemu
 )
 missing=()
 for p in "${packages[@]}"; do
