@@ -137,7 +137,10 @@ struct gelu_tanh_fn {
   static T df(const T& x, const T&) {
     const T t = two_u(x);
     const T s = sigmoid_fn::f(t), one_minus_s = sigmoid_fn::f(-t);
-    return s + x * s * one_minus_s * T(2 * k) * (T(1) + T(3 * c) * x * x);
+    // The polynomial factor sees |x| <= 1e4: beyond it s (1 - s) is exactly 0, and 3c x^2 would overflow
+    // (above ~1.8e19 in float) into 0 * inf = NaN.
+    const T xc = -simd::max(-simd::abs(x), T(-1e4));
+    return s + x * s * one_minus_s * T(2 * k) * (T(1) + T(3 * c) * xc * xc);
   }
 };
 

@@ -52,6 +52,35 @@ BOOST_AUTO_TEST_CASE(values_match_pytorch) {
   BOOST_TEST(apply<fnn::gelu>(-40.0) == 0.0);
 }
 
+// f and f' at huge magnitudes, in float, scalar and vector: no NaN, and the saturated slopes (1 to the
+// right, 0 or the negative-side limit to the left). gelu_tanh's f' once gave NaN above ~1.8e19 (0 * inf).
+template <class Fn>
+void check_extremes(float right_slope, float left_slope) {
+  using V = fnn::simd::batch<float>;
+  for (const float x : {1e20f, 3e38f, -1e20f, -3e38f, 1e4f, -1e4f}) {
+    BOOST_TEST_CONTEXT(Fn::name << " at x = " << x) {
+      const float y = Fn::f(x), d = Fn::df(x, y);
+      BOOST_TEST(!std::isnan(y));
+      BOOST_TEST(d == (x > 0 ? right_slope : left_slope), tt::tolerance(1e-6f));
+      const V dv = Fn::df(V(x), Fn::f(V(x)));
+      BOOST_TEST(dv.get(0) == d);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(derivatives_saturate_without_nan) {
+  namespace act = fnn::act;
+  check_extremes<act::sigmoid_fn>(0.f, 0.f);
+  check_extremes<act::tanh_fn>(0.f, 0.f);
+  check_extremes<act::relu_fn>(1.f, 0.f);
+  check_extremes<act::leaky_relu_fn<0.2>>(1.f, 0.2f);
+  check_extremes<act::elu_fn<1.0>>(1.f, 0.f);
+  check_extremes<act::selu_fn>(1.0507009873554805f, 0.f);
+  check_extremes<act::gelu_fn>(1.f, 0.f);
+  check_extremes<act::gelu_tanh_fn>(1.f, 0.f);
+  check_extremes<act::swish_fn>(1.f, 0.f);
+}
+
 BOOST_AUTO_TEST_CASE(maxout_takes_group_maximum) {
   fnn::basic_sequential<double, fnn::input<6>, fnn::maxout<3>> net;
   fnn::matrix<double> x(1, 6);
