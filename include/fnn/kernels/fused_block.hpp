@@ -91,6 +91,23 @@ void batch_norm_input_gradient(index_t rows, index_t cols, const T* du, index_t 
   }
 }
 
+// The same input gradient as coefficients of an a_transform (A = du, Z = z, z_center = mean), for GEMMs that
+// read dz while packing du instead of storing it:
+//   dz = scale * du + z_scale * (z - mean) + offset,
+//   scale = gamma rstd,  z_scale = -gamma rstd^2 sum_du_xhat / n,  offset = -gamma rstd sum_du / n.
+// The coefficients are formed in double (one rounding each).
+template <class T>
+void batch_norm_input_gradient_coefficients(index_t rows, index_t cols, const T* gamma, const T* rstd,
+                                            const T* sum_du, const T* sum_du_xhat, T* scale, T* z_scale, T* offset) {
+  const double inv_n = 1.0 / static_cast<double>(rows);
+  for (index_t j = 0; j < cols; ++j) {
+    const double s = double(gamma[j]) * double(rstd[j]);
+    scale[j] = static_cast<T>(s);
+    z_scale[j] = static_cast<T>(-s * double(rstd[j]) * double(sum_du_xhat[j]) * inv_n);
+    offset[j] = static_cast<T>(-s * double(sum_du[j]) * inv_n);
+  }
+}
+
 // Activation backward: dz = dy * Fn'(z, y), and bias_grad += column sums of dz (when bias_grad is set).
 template <class Fn, class T>
 void activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy, const T* dy,
