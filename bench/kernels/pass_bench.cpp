@@ -7,6 +7,7 @@
 #include <random>
 #include <vector>
 
+#include "fnn/core/tensor.hpp"
 #include "fnn/kernels/fused_block.hpp"
 #include "fnn/kernels/threads.hpp"
 #include "fnn/layers/activations.hpp"
@@ -17,11 +18,11 @@ using fnn::index_t;
 
 struct block final {
   index_t rows, cols;
-  std::vector<float> z, y, dy, du, scale, shift, mean, rstd, sum_du, sum_du_xhat;
+  fnn::buffer<float> z, y, dy, du, scale, shift, mean, rstd, sum_du, sum_du_xhat;  // aligned, as in a stage
   block(index_t r, index_t c) : rows(r), cols(c) {
     std::mt19937 gen(7);
     std::uniform_real_distribution<float> dist(-1.f, 1.f);
-    const auto fill = [&](std::vector<float>& v, std::size_t n) {
+    const auto fill = [&](fnn::buffer<float>& v, std::size_t n) {
       v.resize(n);
       for (auto& x : v) x = dist(gen);
     };
