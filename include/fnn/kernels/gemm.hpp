@@ -7,6 +7,7 @@
 //
 //   gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);            // plain
 //   gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue);  // fused tail
+//   gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, epilogue, &tf);  // A read through a_transform tf
 //
 // Structure (Goto/BLIS): op(B) is packed into kc x nc panels of nr-column slivers, op(A) into mc x kc blocks of
 // mr-row slivers (transposes are resolved while packing), and an mr x nr register tile accumulates one sliver
@@ -22,6 +23,7 @@
 #include <type_traits>
 
 #include "fnn/core/config.hpp"
+#include "fnn/kernels/a_transform.hpp"
 #include "fnn/kernels/detail/gemm_config.hpp"
 #include "fnn/kernels/detail/gemm_dot.hpp"
 #include "fnn/kernels/detail/gemm_micro.hpp"
@@ -53,7 +55,7 @@ struct gemm_rect {
 
 template <class T, class Ep>
 void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index_t lda, const T* b, index_t ldb,
-                   const store_mode<T>& mode, T* c, index_t ldc, Ep& ep) {
+                   const store_mode<T>& mode, T* c, index_t ldc, Ep& ep, const a_transform<T>* tf) {
   using cfg = gemm_config<T>;
   using V = typename cfg::vec;
   constexpr index_t mr = cfg::mr, nr = cfg::nr, nv = cfg::nv;
@@ -71,11 +73,12 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
       const bool last = pc + kc >= k;
       const store_mode<T>& md = pc == 0 ? first_mode : accumulate_mode;
       pack_b<nr, V>(pr.tb, b, ldb, pc, kc, jc, nc, bpack);
-      // One B sliver covers the whole rectangle: each A element is used once, so read A in place.
-      const bool a_in_place = pr.ta == transpose::no && r.n1 - r.n0 <= nr;
+      // One B sliver covers the whole rectangle: each A element is used once, so read A in place (unless A is
+      // transformed: the transform happens while packing).
+      const bool a_in_place = pr.ta == transpose::no && r.n1 - r.n0 <= nr && !tf;
       for (index_t ic = r.m0; ic < r.m1; ic += cfg::mc) {
         const index_t mc = std::min(cfg::mc, r.m1 - ic);
-        if (!a_in_place) pack_a<mr>(pr.ta, a, lda, ic, mc, pc, kc, apack);
+        if (!a_in_place) pack_a<mr>(pr.ta, a, lda, ic, mc, pc, kc, apack, tf);
         for (index_t jr = 0; jr < nc; jr += nr) {
           const T* bs = bpack + (jr / nr) * kc * nr;
           for (index_t ir = 0; ir < mc; ir += mr) {
@@ -135,9 +138,12 @@ inline int gemm_partition(index_t m, index_t n, index_t k, int threads, std::arr
 
 }  // namespace detail
 
+// a_tf (optional, nullptr = none): the product uses A' = a_tf applied to the stored A (see a_transform.hpp),
+// computed while packing, so A' is never stored. It costs a pack of A where the plain product reads A in place.
 template <class T, class Epilogue>
 void gemm(transpose ta, transpose tb, index_t m, index_t n, index_t k, T alpha, const T* a, index_t lda, const T* b,
-          index_t ldb, T beta, T* c, index_t ldc, Epilogue&& epilogue) {
+          index_t ldb, T beta, T* c, index_t ldc, Epilogue&& epilogue,
+          const a_transform<std::type_identity_t<T>>* a_tf = nullptr) {
   static_assert(!epilogue_with_reduce<std::remove_cvref_t<Epilogue>, T> ||
                     !std::is_const_v<std::remove_reference_t<Epilogue>>,
                 "fnn: an epilogue with reduce() must be passed as a non-const object");
@@ -148,12 +154,12 @@ void gemm(transpose ta, transpose tb, index_t m, index_t n, index_t k, T alpha, 
   std::array<detail::gemm_rect, 64> rects;
   const int parts = detail::gemm_partition<T>(m, n, pr.k, num_threads(), rects);
   // Y = X W^T with a tiny side: dot products on the unpacked operands (packing would cost more than it saves).
-  const bool dots = ta == transpose::no && tb == transpose::yes && pr.k > 0 && m <= detail::dot_ri;
+  const bool dots = ta == transpose::no && tb == transpose::yes && pr.k > 0 && m <= detail::dot_ri && !a_tf;
   const auto run = [&](const detail::gemm_rect& r) {
     if (dots) {
       detail::gemm_dot_rect<T>(pr.k, r, a, lda, b, ldb, mode, c, ldc, epilogue);
     } else {
-      detail::gemm_rect_run<T>(pr, r, a, lda, b, ldb, mode, c, ldc, epilogue);
+      detail::gemm_rect_run<T>(pr, r, a, lda, b, ldb, mode, c, ldc, epilogue, a_tf);
     }
   };
 #if defined(FNN_HAS_OPENMP)

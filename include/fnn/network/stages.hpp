@@ -31,6 +31,7 @@ namespace fnn::detail {
 template <class T>
 struct stage_workspace {
   buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat, folded_weight, folded_bias;
+  buffer<T> dz_scale, dz_z_scale, dz_offset;  // the batch-norm input gradient as an a_transform of du
   std::vector<double> mean_d, var_d;
   matrix<T> du;
   kernels::column_moments<T> moments;
@@ -103,24 +104,28 @@ void dense_gemm(const_matrix_view<T> x, matrix_view<T> out, const T* weight, ker
                 T(1), x.data(), x.ld(), weight, index_t(Dense::in_features), T(0), out.data(), out.ld(), ep);
 }
 
-// dW += dz^T x, dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM instantiation.
+// dW += dz^T x, dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM instantiation. With
+// dz_tf, the products use dz_tf applied to `dz` (applied while packing it).
 template <class T, class Dense>
-void dense_backward_products(Dense& d, const_matrix_view<T> x, const_matrix_view<T> dz, matrix<T>* dx) {
+void dense_backward_products(Dense& d, const_matrix_view<T> x, const_matrix_view<T> dz, matrix<T>* dx,
+                             const kernels::a_transform<T>* dz_tf = nullptr) {
   using kernels::transpose;
   const index_t in = index_t(Dense::in_features), out = index_t(Dense::out_features);
   kernels::stage_epilogue<T> none;
   kernels::gemm(transpose::yes, transpose::no, out, in, dz.rows(), T(1), dz.data(), dz.ld(), x.data(), x.ld(), T(1),
-                d.weight_grad().data(), in, none);
+                d.weight_grad().data(), in, none, dz_tf);
   if (dx) {
     dx->resize(dz.rows(), in);
     kernels::gemm(transpose::no, transpose::no, dz.rows(), in, out, T(1), dz.data(), dz.ld(), d.weight().data(), in,
-                  T(0), dx->data(), in, none);
+                  T(0), dx->data(), in, none, dz_tf);
   }
 }
 
 template <class T>
 void resize_features(stage_workspace<T>& ws, std::size_t f) {
-  for (auto* b : {&ws.mean, &ws.rstd, &ws.scale, &ws.shift, &ws.sum_du, &ws.sum_du_xhat}) b->resize(f);
+  for (auto* b : {&ws.mean, &ws.rstd, &ws.scale, &ws.shift, &ws.sum_du, &ws.sum_du_xhat, &ws.dz_scale,
+                  &ws.dz_z_scale, &ws.dz_offset})
+    b->resize(f);
   ws.mean_d.resize(f);
   ws.var_d.resize(f);
 }
@@ -149,10 +154,11 @@ void moments_to_workspace(const kernels::column_moments<T>& mom, stage_workspace
   }
 }
 
-// Backward of batch norm + activation in train mode: two passes; dz goes to `dz` (may be ws.du).
+// First backward pass of batch norm + activation in train mode: du = dy * Fn' into ws.du, and the beta and
+// gamma gradients.
 template <class Fn, class T, class BN>
-void batch_norm_activation_backward(BN& bn, stage_workspace<T>& ws, const_matrix_view<T> z, const_matrix_view<T> y,
-                                    const_matrix_view<T> dy, matrix_view<T> dz) {
+void batch_norm_activation_reduce(BN& bn, stage_workspace<T>& ws, const_matrix_view<T> z, const_matrix_view<T> y,
+                                  const_matrix_view<T> dy) {
   const index_t n = z.rows(), f = z.cols();
   ws.du.resize(n, f);
   kernels::affine_activation_backward_reduce<Fn>(n, f, z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
@@ -162,6 +168,15 @@ void batch_norm_activation_backward(BN& bn, stage_workspace<T>& ws, const_matrix
     bn.beta_grad()[std::size_t(j)] += ws.sum_du[std::size_t(j)];
     bn.gamma_grad()[std::size_t(j)] += ws.sum_du_xhat[std::size_t(j)];
   }
+}
+
+// Backward of batch norm + activation in train mode, without a product to fuse the input gradient into: two
+// passes; dz goes to `dz` (may be ws.du).
+template <class Fn, class T, class BN>
+void batch_norm_activation_backward(BN& bn, stage_workspace<T>& ws, const_matrix_view<T> z, const_matrix_view<T> y,
+                                    const_matrix_view<T> dy, matrix_view<T> dz) {
+  const index_t n = z.rows(), f = z.cols();
+  batch_norm_activation_reduce<Fn, T>(bn, ws, z, y, dy);
   kernels::batch_norm_input_gradient(n, f, ws.du.data(), f, z.data(), z.ld(), bn.gamma().data(), ws.mean.data(),
                                      ws.rstd.data(), ws.sum_du.data(), ws.sum_du_xhat.data(), dz.data(), dz.ld());
 }
@@ -286,10 +301,16 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     auto& bn = layer_at<First + 1>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
     const auto z = c.acts[First + 1].view();
-    ws.du.resize(z.rows(), z.cols());
-    batch_norm_activation_backward<Fn, T>(bn, ws, z, c.acts[First + 3].view(), c.grads[First + 3].view(), ws.du.view());
+    // One pass over memory (du and the beta/gamma gradients); dz = transform of du is formed while the two
+    // products pack it.
+    batch_norm_activation_reduce<Fn, T>(bn, ws, z, c.acts[First + 3].view(), c.grads[First + 3].view());
+    kernels::batch_norm_input_gradient_coefficients(z.rows(), z.cols(), bn.gamma().data(), ws.rstd.data(),
+                                                    ws.sum_du.data(), ws.sum_du_xhat.data(), ws.dz_scale.data(),
+                                                    ws.dz_z_scale.data(), ws.dz_offset.data());
+    const kernels::a_transform<T> dz{z.data(), z.ld(), ws.dz_scale.data(), ws.dz_z_scale.data(), ws.mean.data(),
+                                     ws.dz_offset.data()};
     // The bias gradient is exactly zero: a constant shift before train-mode batch norm cancels.
-    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
+    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr, &dz);
   }
 };
 

@@ -3,6 +3,7 @@
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <tuple>
 #include <vector>
 
@@ -44,6 +45,78 @@ void check_shapes(const std::vector<std::tuple<index_t, index_t, index_t>>& shap
               BOOST_TEST(padding_ok);
             }
           }
+}
+
+// A' = scale A + z_scale (Z - z_center) + offset (per stored column): gemm with the transform against the
+// reference GEMM on A' materialized in double, at 1 and 2 threads, which must give the same bits.
+template <class T>
+void check_a_transform(transpose ta, transpose tb, index_t m, index_t n, index_t k, T alpha, T beta) {
+  const index_t ar = ta == transpose::no ? m : k, ac = ta == transpose::no ? k : m;
+  padded_matrix<T> a(ar, ac, 3, 21), z(ar, ac, 5, 22);
+  padded_matrix<T> b(tb == transpose::no ? k : n, tb == transpose::no ? n : k, 1, 23);
+  const padded_matrix<T> c0(m, n, 2, 24);
+  std::vector<T> coef[4];
+  std::mt19937 gen(25);
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  for (auto& v : coef) {
+    v.resize(static_cast<std::size_t>(ac));
+    for (auto& x : v) x = static_cast<T>(dist(gen));
+  }
+  // Z far from 0 and centred: the transform must subtract z_center before scaling.
+  for (index_t i = 0; i < ar; ++i)
+    for (index_t j = 0; j < ac; ++j) z.at(i, j) += T(100);
+  for (auto& x : coef[2]) x += T(100);
+  const fnn::kernels::a_transform<T> tf{z.data.data(), z.ld, coef[0].data(), coef[1].data(), coef[2].data(),
+                                        coef[3].data()};
+
+  // Oracle: A' and the bound |scale A| + |z_scale (Z - z_center)| + |offset| in double.
+  std::vector<double> ad(a.data.size()), bound(a.data.size()), cd(c0.data.size()), cb(c0.data.size());
+  for (index_t i = 0; i < ar; ++i)
+    for (index_t j = 0; j < ac; ++j) {
+      const auto jj = static_cast<std::size_t>(j);
+      const double s = coef[0][jj] * double(a.at(i, j)), t = coef[1][jj] * (double(z.at(i, j)) - coef[2][jj]);
+      ad[static_cast<std::size_t>(i * a.ld + j)] = s + t + coef[3][jj];
+      bound[static_cast<std::size_t>(i * a.ld + j)] = std::abs(s) + std::abs(t) + std::abs(double(coef[3][jj]));
+    }
+  std::vector<double> bd(b.data.begin(), b.data.end()), bb(b.data.size());
+  for (std::size_t i = 0; i < bd.size(); ++i) bb[i] = std::abs(bd[i]);
+  for (std::size_t i = 0; i < cd.size(); ++i) cd[i] = double(c0.data[i]), cb[i] = std::abs(cd[i]);
+  fnn::kernels::gemm_reference<double>(ta, tb, m, n, k, alpha, ad.data(), a.ld, bd.data(), b.ld, beta, cd.data(), c0.ld);
+  fnn::kernels::gemm_reference<double>(ta, tb, m, n, k, std::abs(double(alpha)), bound.data(), a.ld, bb.data(), b.ld,
+                                       std::abs(double(beta)), cb.data(), c0.ld);
+
+  std::vector<padded_matrix<T>> results;
+  for (int threads : {1, 2}) {
+    fnn::set_num_threads(threads);
+    padded_matrix<T> c = c0;
+    fnn::kernels::gemm<T>(ta, tb, m, n, k, alpha, a.data.data(), a.ld, b.data.data(), b.ld, beta, c.data.data(), c.ld,
+                          fnn::kernels::no_epilogue{}, &tf);
+    results.push_back(std::move(c));
+  }
+  fnn::set_num_threads(0);
+  BOOST_TEST((results[0].data == results[1].data));
+  // A' costs up to three roundings per element on top of the product's k + 2.
+  double worst = 0;
+  const double eps = std::numeric_limits<T>::epsilon();
+  for (index_t i = 0; i < m; ++i)
+    for (index_t j = 0; j < c0.ld; ++j) {
+      const auto idx = static_cast<std::size_t>(i * c0.ld + j);
+      if (j >= n) {
+        BOOST_TEST(results[0].data[idx] == T(1e30));  // the padding is not written
+        continue;
+      }
+      const double err = std::abs(double(results[0].data[idx]) - cd[idx]);
+      worst = std::max(worst, err / (eps * double(k + 5) * cb[idx] + std::numeric_limits<T>::min()));
+    }
+  BOOST_TEST(worst <= 1.0);
+  // The reference twin materializes the same A' (to float rounding).
+  std::vector<T> twin(a.data.size());
+  fnn::kernels::a_transform_reference<T>(ar, ac, a.data.data(), a.ld, tf, twin.data(), a.ld);
+  for (index_t i = 0; i < ar; ++i)
+    for (index_t j = 0; j < ac; ++j) {
+      const auto idx = static_cast<std::size_t>(i * a.ld + j);
+      BOOST_TEST(std::abs(double(twin[idx]) - ad[idx]) <= 4 * eps * bound[idx]);
+    }
 }
 
 }  // namespace
@@ -149,6 +222,27 @@ BOOST_AUTO_TEST_CASE(threads_bit_identical) {
     for (const auto& r : results) BOOST_TEST((r == results.front()));
   }
   fnn::set_num_threads(0);
+}
+
+BOOST_AUTO_TEST_CASE(a_transform_applied_while_packing) {
+  using cfg = fnn::kernels::detail::gemm_config<float>;
+  const index_t mr = cfg::mr, nr = cfg::nr;
+  // Odd sizes, m = 1 (the dots path), k = 1, n <= nr (A read in place without a transform), the mc and kc block
+  // edges, and products big enough to run on two threads (split along m and along n).
+  std::vector<std::tuple<index_t, index_t, index_t>> shapes = {
+      {1, 1, 1},           {1, 37, 5},          {3, 5, 7},  {37, 53, 71},      {mr + 1, nr + 1, 9}, {5, 3 * nr - 1, 1},
+      {2 * mr - 1, nr, 17}, {cfg::mc + 5, 17, 11}, {7, 9, 2 * cfg::kc + 3}, {301, 20, 517}, {203, 301, 517}};
+  for (auto [m, n, k] : shapes)
+    for (transpose ta : both)
+      for (transpose tb : both)
+        for (auto [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{-0.5f, 1.f}}) {
+          BOOST_TEST_CONTEXT(fnn::test::name(ta) << fnn::test::name(tb) << " m=" << m << " n=" << n << " k=" << k
+                                                 << " alpha=" << alpha << " beta=" << beta) {
+            check_a_transform<float>(ta, tb, m, n, k, alpha, beta);
+          }
+        }
+  check_a_transform<double>(transpose::no, transpose::no, 37, 53, 71, 1.0, 0.0);
+  check_a_transform<double>(transpose::yes, transpose::no, 53, 37, 71, 1.0, 1.0);
 }
 
 BOOST_AUTO_TEST_CASE(simd_transpose_square_block) {

@@ -134,6 +134,45 @@ BOOST_AUTO_TEST_CASE(batch_sizes_and_widths) {
   compare_training<wide_f, wide_u>(64, 9);
 }
 
+BOOST_AUTO_TEST_CASE(thread_count_does_not_change_bits) {
+  // Every stage kind, with passes big enough (batch x width > 2 x kernels::parallel_pass_elements) to run on two
+  // threads, widths off the SIMD width. Two training steps at 1 and at 2 threads must give the same bits.
+  using namespace fnn;
+  using net_t = network<fused, float, input<37>, dense<260>, batch_norm, gelu, dense<261>, relu, batch_norm, gelu,
+                        dense<257>, dense<11>>;
+  const index_t batch = 520;
+  static_assert(260 * 520 > 2 * kernels::parallel_pass_elements);
+  std::vector<std::vector<float>> runs[2];
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+#if defined(FNN_HAS_OPENMP)
+    BOOST_TEST(num_threads() == threads);
+#endif
+    net_t net{seed{31}};
+    fnn_test::plain_sgd sgd{0.05};
+    auto& out = runs[threads - 1];
+    for (int step = 0; step < 2; ++step) {
+      const auto x = random_matrix<float>(batch, 37, 32 + step, 1.5);
+      const auto y = net.forward(x.view(), mode::train);
+      out.emplace_back(y.data(), y.data() + y.size());
+      fnn::matrix<float> g(batch, 11);
+      loss::softmax_cross_entropy{}(y, random_labels(std::size_t(batch), 11, 40 + step), g.view());
+      net.zero_grad();
+      net.backward(g.view(), true);
+      for (auto& v : grads_of(net)) out.push_back(std::move(v));
+      for (auto& v : buffers_of(net)) out.push_back(std::move(v));
+      out.emplace_back(net.input_gradient().data(), net.input_gradient().data() + net.input_gradient().size());
+      sgd.step(net);
+    }
+  }
+  set_num_threads(0);
+  BOOST_REQUIRE_EQUAL(runs[0].size(), runs[1].size());
+  for (std::size_t i = 0; i < runs[0].size(); ++i) {
+    BOOST_TEST_INFO("array #" << i);
+    BOOST_TEST((runs[0][i] == runs[1][i]));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fused_stages_pass_gradient_checks_in_double) {
   using net_t = fnn::basic_sequential<double, fnn::input<5>, fnn::dense<7>, fnn::batch_norm, fnn::gelu, fnn::dense<6>,
                                       fnn::elu<1.0>, fnn::batch_norm, fnn::sigmoid, fnn::dense<3>>;
