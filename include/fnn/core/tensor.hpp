@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstddef>
 #include <cstdlib>
+#include <limits>
 #include <new>
 #include <span>
 #include <string>
@@ -12,11 +13,17 @@
 #include "fnn/core/config.hpp"
 #include "fnn/core/errors.hpp"
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace fnn {
 
 template <class T, std::size_t Align = buffer_alignment>
 struct aligned_allocator {
   using value_type = T;
+  static constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
+  static constexpr std::size_t huge_page_threshold = std::size_t{4} << 20;
   template <class U>
   struct rebind {
     using other = aligned_allocator<U, Align>;
@@ -27,8 +34,21 @@ struct aligned_allocator {
 
   T* allocate(std::size_t n) {
     if (n == 0) return nullptr;
-    const std::size_t bytes = (n * sizeof(T) + Align - 1) / Align * Align;
-    void* p = std::aligned_alloc(Align, bytes);
+    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T) - huge_page_bytes) throw std::bad_alloc{};
+    const std::size_t bytes = n * sizeof(T);
+    if (bytes >= huge_page_threshold) {
+      // Large arrays (a data set, big weight and optimizer-state buffers) on transparent huge pages where the
+      // kernel offers them on request: first touch then faults once per 2 MiB instead of once per 4 KiB. On
+      // this project's VM, zero-filling the 188 MB Fashion-MNIST image matrix took 0.55 s with 4 KiB pages.
+      const std::size_t rounded = (bytes + huge_page_bytes - 1) / huge_page_bytes * huge_page_bytes;
+      void* p = std::aligned_alloc(huge_page_bytes, rounded);
+      if (p == nullptr) throw std::bad_alloc{};
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+      ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: failure leaves ordinary pages
+#endif
+      return static_cast<T*>(p);
+    }
+    void* p = std::aligned_alloc(Align, (bytes + Align - 1) / Align * Align);
     if (p == nullptr) throw std::bad_alloc{};
     return static_cast<T*>(p);
   }

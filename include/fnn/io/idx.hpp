@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "fnn/core/errors.hpp"
+#include "fnn/core/tensor.hpp"
+#include "fnn/io/file.hpp"
 #include "fnn/io/gzip.hpp"
 
 namespace fnn::io {
@@ -77,7 +79,7 @@ inline constexpr idx_type idx_type_of = [] {
 struct idx_array {
   idx_type type = idx_type::u8;
   std::vector<std::size_t> dims;
-  std::vector<std::byte> data;
+  buffer<std::byte> data;  // aligned; large payloads go on huge pages (core/tensor.hpp)
 
   std::size_t size() const noexcept { return data.size() / idx_type_size(type); }
 
@@ -179,9 +181,13 @@ inline std::size_t idx_payload_bytes(const idx_array& a, const std::filesystem::
 }
 
 // Grows the buffer as data actually arrives, so a forged header claiming terabytes cannot make us
-// allocate them before the data runs out.
+// allocate them before the data runs out. Capacity is reserved once up to what the file can hold (its size if
+// raw, 1032 times its size if gzip'd: deflate's largest ratio), so honest files are read without reallocation.
 inline void read_idx_payload(byte_source& src, idx_array& a, std::size_t expected) {
   const std::size_t header = static_cast<std::size_t>(src.offset());
+  const std::uint64_t file = detail::file_size(src.path());
+  const std::uint64_t most = src.gzipped() ? (file > UINT64_MAX / 1032 ? UINT64_MAX : file * 1032) : file;
+  a.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, most)));
   constexpr std::size_t step = std::size_t{1} << 24;
   std::size_t got = 0;
   while (got < expected) {
