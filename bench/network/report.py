@@ -107,7 +107,8 @@ def main():
             "- **fwd**: `forward(x, mode::train)` / `model(x)`.",
             "- **fwd+bwd**: zero_grad **included** — `zero_grad(); forward(x, train); backward(dy, want_input_gradient=true)`"
             " / `model.zero_grad(set_to_none=True); x.grad=None; model(x).backward(dy)` with `x.requires_grad=True`.",
-            "- Threads: `fnn::set_num_threads(n)` / `torch.set_num_threads(n)`, same n on both sides.",
+            "- Threads: `fnn::set_num_threads(n)` / `torch.set_num_threads(n)` and `OPENBLAS_NUM_THREADS=n` (Debian's"
+            " torch runs its products in OpenBLAS, whose pool ignores set_num_threads), same n on both sides.",
             "- Times: median over 5 repetitions of wall time per iteration (each repetition >= 0.2 s),"
             " fnn via Google Benchmark (UseRealTime), PyTorch via the same scheme in torch_block.py.",
             "- Checked before (and for fnn also after) timing: fnn fused vs unfused on the same seed and inputs"
@@ -159,8 +160,9 @@ def main():
                 if a and b:
                     scaling.append(f"{impl} {pas.replace('_', '+')} B={batch} {shape}: {a / b:.2f}x")
     out += ["", "Speedup from 1 to 2 threads (median 1-thread / 2-thread wall time): " + "; ".join(scaling) + ".",
-            "Only GEMMs run on several threads in fnn (the statistics, normalize+GELU and backward-reduction"
-            " passes are single-threaded). With the load average near or above the core count (see above), a"
+            "In fnn the GEMMs, and the element-wise passes of at least 64K values (kernels::parallel_pass_elements:"
+            " the 1024-wide block's, not the 256-wide one's), run on several threads. With the load average near or"
+            " above the core count (see above), a"
             " second thread competes with other jobs for a core, so 2-thread rows say little about scaling.", ""]
 
     # CPU time: for one thread the main thread's CPU time is the work done, less sensitive to other
