@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <optional>
 
 #include "trainer.hpp"
 
@@ -20,12 +21,11 @@ int main(int argc, char** argv) {
     const auto file = fnn::io::read_safetensors(checkpoint);
     fnn::io::load_model(file, net);
     auto test = fnn_train::load_split(data, fnn::io::split::test, 0);
+    std::optional<fnn_train::standardizer> stdz;
     const auto it = file.metadata.find("standardize");
-    if (it != file.metadata.end() && !it->second.empty()) {
-      const auto path = std::filesystem::path(checkpoint).parent_path() / it->second;
-      fnn_train::standardizer::load(path).apply(test.x.view());
-    }
-    const auto e = fnn_train::evaluate(net, test);
+    if (it != file.metadata.end() && !it->second.empty())
+      stdz = fnn_train::standardizer::load(std::filesystem::path(checkpoint).parent_path() / it->second);
+    const auto e = fnn_train::evaluate(net, test, stdz ? &*stdz : nullptr);
     std::printf("test accuracy %.4f  test loss %.4f  (%ld samples, %s)\n", e.accuracy, e.loss, long(test.size()),
                 checkpoint.c_str());
     if (per_class) std::printf("%s", fnn_train::confusion_report(e).c_str());

@@ -8,6 +8,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -77,10 +78,19 @@ inline std::string message_of(const std::exception& e) {
   return s.rfind("fnn: ", 0) == 0 ? s.substr(5) : s;
 }
 
+// The images stay bytes (47 MB for the training split instead of 188 MB of floats, which cost more to
+// fault in and fill than an epoch of training): a mini-batch converts its rows to floats as it gathers them.
 struct dataset {
-  fnn::matrix<float> x;
+  fnn::buffer<std::byte> pixels;  // [size(), 784] in 0..255, row-major
   std::vector<std::int32_t> y;
-  fnn::index_t size() const { return x.rows(); }
+  fnn::index_t size() const { return fnn::index_t(y.size()); }
+  const std::uint8_t* image(fnn::index_t i) const {
+    return reinterpret_cast<const std::uint8_t*>(pixels.data()) + std::size_t(i) * 784;
+  }
+  // Images [first, first + n) as floats in [0, 1] (pixel / 255, as fnn::io::load_mnist computes them).
+  void to_float(fnn::index_t first, fnn::index_t n, float* dst) const {
+    fnn::io::pixels_to_float(image(first), std::size_t(n) * 784, dst);
+  }
 };
 
 inline dataset load_split(const std::filesystem::path& dir, fnn::io::split which, long limit) {
@@ -90,18 +100,16 @@ inline dataset load_split(const std::filesystem::path& dir, fnn::io::split which
                         ": data directory not found. Install Fashion-MNIST with `sudo apt-get install "
                         "dataset-fashion-mnist` (it goes to /usr/share/datasets/fashion-mnist), or pass --data DIR "
                         "with the four MNIST-format IDX files (train-images-idx3-ubyte[.gz], ...)");
-  auto d = fnn::io::load_mnist(dir, which);
+  auto d = fnn::io::load_mnist_bytes(dir, which);
   if (d.rows * d.cols != 784)
     throw fnn::shape_error(dir.string() + ": images are " + std::to_string(d.rows) + "x" + std::to_string(d.cols) +
                            ", the network expects 28x28");
   dataset out;
   const fnn::index_t n = limit > 0 ? std::min<fnn::index_t>(limit, d.size()) : d.size();
-  if (n == d.size()) {
-    out.x = std::move(d.images);
-  } else {
-    out.x = fnn::matrix<float>(n, 784);
-    std::copy(d.images.data(), d.images.data() + n * 784, out.x.data());
-  }
+  if (n == d.size())
+    out.pixels = std::move(d.data);
+  else
+    out.pixels.assign(d.data.begin(), d.data.begin() + std::ptrdiff_t(n) * 784);
   out.y.assign(d.labels.begin(), d.labels.begin() + n);
   return out;
 }
@@ -112,21 +120,27 @@ inline dataset load_split(const std::filesystem::path& dir, fnn::io::split which
 struct standardizer {
   std::vector<float> mean, std;
 
-  static standardizer fit(const fnn::matrix<float>& x) {
-    const auto f = std::size_t(x.cols());
+  // Of the float images (pixel / 255), summed image by image in order.
+  static standardizer fit(const dataset& x) {
+    constexpr std::size_t f = 784;
     std::vector<double> m(f, 0.0), m2(f, 0.0);
-    for (fnn::index_t i = 0; i < x.rows(); ++i)
-      for (std::size_t j = 0; j < f; ++j) m[j] += x(i, fnn::index_t(j));
-    for (auto& v : m) v /= double(x.rows());
-    for (fnn::index_t i = 0; i < x.rows(); ++i)
+    std::array<float, f> row;
+    for (fnn::index_t i = 0; i < x.size(); ++i) {
+      x.to_float(i, 1, row.data());
+      for (std::size_t j = 0; j < f; ++j) m[j] += row[j];
+    }
+    for (auto& v : m) v /= double(x.size());
+    for (fnn::index_t i = 0; i < x.size(); ++i) {
+      x.to_float(i, 1, row.data());
       for (std::size_t j = 0; j < f; ++j) {
-        const double d = x(i, fnn::index_t(j)) - m[j];
+        const double d = row[j] - m[j];
         m2[j] += d * d;
       }
+    }
     standardizer s;
     for (std::size_t j = 0; j < f; ++j) {
       s.mean.push_back(float(m[j]));
-      s.std.push_back(float(std::max(std::sqrt(m2[j] / double(x.rows())), 0.05)));
+      s.std.push_back(float(std::max(std::sqrt(m2[j] / double(x.size())), 0.05)));
     }
     return s;
   }
@@ -154,14 +168,19 @@ struct evaluation {
 
 inline int argmax(const float* z) { return int(std::max_element(z, z + classes) - z); }
 
-inline evaluation evaluate(net_t& net, const dataset& d) {
+// Standardizes each chunk with `stdz` when given (a model trained with --standardize).
+inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* stdz = nullptr) {
   evaluation e;
   const fnn::loss::softmax_cross_entropy ce;
   const fnn::index_t chunk = 1000;
   long correct = 0;
+  fnn::matrix<float> x;
   for (fnn::index_t b = 0; b < d.size(); b += chunk) {
     const fnn::index_t n = std::min(chunk, d.size() - b);
-    const auto logits = net.infer(d.x.view().rows_slice(b, n));
+    x.resize(n, 784);
+    d.to_float(b, n, x.data());
+    if (stdz != nullptr) stdz->apply(x.view());
+    const auto logits = net.infer(x.view());
     const std::span<const std::int32_t> labels(d.y.data() + b, std::size_t(n));
     e.loss += double(ce(logits, labels, fnn::matrix_view<float>{})) * double(n);
     for (fnn::index_t i = 0; i < n; ++i) {
@@ -349,8 +368,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   std::filesystem::create_directories(o.out);
   standardizer stdz;
   if (o.standardize) {
-    stdz = standardizer::fit(train.x);
-    stdz.apply(test.x.view());
+    stdz = standardizer::fit(train);
     stdz.save(o.out / standardize_file);
   }
 
@@ -414,7 +432,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       yb.resize(std::size_t(n));
       for (fnn::index_t i = 0; i < n; ++i) {
         const auto src = order[std::size_t(first + i)];
-        std::copy(train.x.view().row(src), train.x.view().row(src) + 784, xb.view().row(i));
+        train.to_float(src, 1, xb.view().row(i));
         yb[std::size_t(i)] = train.y[std::size_t(src)];
         if (o.augment) augment_row(xb.view().row(i), rng);
         if (o.noise > 0)
@@ -438,7 +456,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       bar.update(s + 1, loss_sum / seen, double(correct) / seen, seen);
     }
     const double train_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
-    r.test = evaluate(net, test);
+    r.test = evaluate(net, test, o.standardize ? &stdz : nullptr);
     const double epoch_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
 
     // Checkpoint first, then the metrics row: a row always has its checkpoint.
@@ -475,7 +493,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     ++r.epochs_run;
     if (o.stop_after > 0 && epoch >= o.stop_after) break;
   }
-  if (r.epochs_run == 0) r.test = evaluate(net, test);
+  if (r.epochs_run == 0) r.test = evaluate(net, test, o.standardize ? &stdz : nullptr);
   r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   if (out != nullptr) {
     std::fprintf(out, "test accuracy %.4f (%ld samples)\n%s", r.test.accuracy, long(test.size()),

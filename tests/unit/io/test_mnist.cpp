@@ -1,4 +1,5 @@
-// load_mnist on hand-made MNIST-format directories, and once on Debian's Fashion-MNIST when installed.
+// load_mnist and load_mnist_bytes on hand-made MNIST-format directories, and once on Debian's Fashion-MNIST
+// when installed.
 #include <algorithm>
 #include <array>
 #include <boost/test/unit_test.hpp>
@@ -62,6 +63,44 @@ BOOST_AUTO_TEST_CASE(loads_raw_and_gzip_splits) {
   BOOST_TEST(test.labels == (std::vector<std::int32_t>{9, 0}), boost::test_tools::per_element());
 }
 
+BOOST_AUTO_TEST_CASE(bytes_loader_keeps_the_payload_and_load_mnist_divides_it) {
+  fnn_test::temp_dir dir;
+  write_split(dir, "train", idx_u8({5, 4, 3}, pixels()), idx_u8({5}, labels5), true);
+  const auto b = fnn::io::load_mnist_bytes(dir.path(), fnn::io::split::train);
+  BOOST_TEST(b.size() == 5);
+  BOOST_TEST(b.rows == 4);
+  BOOST_TEST(b.cols == 3);
+  BOOST_TEST(b.classes == 10);
+  BOOST_TEST(b.data.size() == 60u);
+  BOOST_TEST(b.labels == (std::vector<std::int32_t>{3, 1, 4, 1, 5}), boost::test_tools::per_element());
+  const auto px = b.pixels();
+  BOOST_TEST(px.rows() == 5);
+  BOOST_TEST(px.cols() == 12);
+  const bytes want = pixels();
+  for (fnn::index_t i = 0; i < 5; ++i)
+    for (fnn::index_t j = 0; j < 12; ++j) BOOST_TEST(px(i, j) == want[static_cast<std::size_t>(i * 12 + j)]);
+
+  const auto f = fnn::io::load_mnist(dir.path(), fnn::io::split::train);
+  BOOST_TEST(f.images.rows() == 5);
+  BOOST_TEST(f.images.cols() == 12);
+  BOOST_TEST(f.labels == b.labels, boost::test_tools::per_element());
+  for (fnn::index_t i = 0; i < 5; ++i)
+    for (fnn::index_t j = 0; j < 12; ++j) BOOST_TEST(f.images(i, j) == static_cast<float>(px(i, j)) / 255.0f);
+
+  // The conversion is a division: every byte gives what the scalar expression gives, at any length.
+  std::vector<std::uint8_t> all(259);
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<std::uint8_t>(i);
+  std::vector<float> out(all.size(), -1.0f);
+  fnn::io::pixels_to_float(all.data(), all.size(), out.data());
+  for (std::size_t i = 0; i < all.size(); ++i) BOOST_TEST(out[i] == static_cast<float>(all[i]) / 255.0f);
+
+  // The same errors as load_mnist.
+  write_split(dir, "train", idx_u8({5, 4, 3}, pixels()), idx_u8({4}, {1, 2, 3, 4}), true);
+  BOOST_CHECK_EXCEPTION(
+      fnn::io::load_mnist_bytes(dir.path(), fnn::io::split::train), fnn::io_error,
+      (message_has{"5 images in train-images-idx3-ubyte.gz but 4 labels in train-labels-idx1-ubyte.gz"}));
+}
+
 BOOST_AUTO_TEST_CASE(prefers_gzip_when_both_exist) {
   fnn_test::temp_dir dir;
   write_split(dir, "train", idx_u8({5, 4, 3}, pixels()), idx_u8({5}, labels5), false);
@@ -120,6 +159,14 @@ BOOST_AUTO_TEST_CASE(debian_fashion_mnist) {
     const auto [lo, hi] = std::minmax_element(d.images.data(), d.images.data() + d.images.size());
     BOOST_TEST(*lo == 0.0f);
     BOOST_TEST(*hi == 1.0f);
+    const auto b = fnn::io::load_mnist_bytes(dir, which);
+    BOOST_TEST(b.size() == n);
+    BOOST_TEST(b.pixels().cols() == 784);
+    BOOST_TEST(b.labels == d.labels, boost::test_tools::per_element());
+    bool same = true;
+    for (fnn::index_t i = 0; i < d.images.size(); ++i)
+      same = same && d.images.data()[i] == static_cast<float>(b.pixels().data()[i]) / 255.0f;
+    BOOST_TEST(same);
   }
 }
 
