@@ -119,7 +119,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(every_epilogue_activation, Act, epilogue_activatio
 
 BOOST_AUTO_TEST_CASE(batch_sizes_and_widths) {
   using namespace fnn;
-  // Batch 2 (the smallest batch norm accepts), a batch that is not a multiple of the 14-row tile, a large one.
+  // Batch 2 (the smallest batch norm accepts in train mode), batches that are not multiples of the register tile's
+  // rows, a large one.
   // With 2 or 3 samples, batch norm's input gradient is a difference of nearly equal terms scaled by
   // 1/std of a tiny sample: float rounding (float sums in the fused pass, double in the reference) is
   // amplified, so those batches get a looser tolerance.
@@ -132,6 +133,30 @@ BOOST_AUTO_TEST_CASE(batch_sizes_and_widths) {
   using wide_f = network<fused, float, input<64>, dense<129>::without_bias, batch_norm, swish, dense<48>, fnn::tanh, dense<10>>;
   using wide_u = network<unfused, float, input<64>, dense<129>::without_bias, batch_norm, swish, dense<48>, fnn::tanh, dense<10>>;
   compare_training<wide_f, wide_u>(64, 9);
+}
+
+// Batch 1: train mode on a network without batch norm (a one-sample batch has no batch statistics: batch
+// norm refuses it in train mode, as torch does), and eval-mode forward and backward of a batch-norm network.
+BOOST_AUTO_TEST_CASE(batch_of_one) {
+  using namespace fnn;
+  using plain_f = network<fused, float, input<13>, dense<20>, gelu, dense<7>, swish, dense<3>>;
+  using plain_u = network<unfused, float, input<13>, dense<20>, gelu, dense<7>, swish, dense<3>>;
+  compare_training<plain_f, plain_u>(1, 11);
+
+  four_stage_net<fused, gelu> f{seed{12}};
+  four_stage_net<unfused, gelu> u{seed{12}};
+  const auto x = random_matrix<float>(1, 17, 13, 1.5);
+  const auto yf = f.forward(x.view(), mode::eval);
+  const auto yu = u.forward(x.view(), mode::eval);
+  BOOST_TEST(scaled_difference(yf.data(), yu.data(), std::size_t(yf.size())) < 2e-4);
+  const auto g = random_matrix<float>(1, 5, 14);
+  f.zero_grad();
+  u.zero_grad();
+  f.backward(g.view(), true);
+  u.backward(g.view(), true);
+  expect_close(grads_of(f), grads_of(u), 2e-4, "eval-mode parameter gradient, batch 1");
+  BOOST_TEST(scaled_difference(f.input_gradient().data(), u.input_gradient().data(),
+                               std::size_t(f.input_gradient().size())) < 2e-4);
 }
 
 BOOST_AUTO_TEST_CASE(thread_count_does_not_change_bits) {
