@@ -4,6 +4,7 @@
 //
 // FNN_FORCE_SCALAR=1 makes `fnn::simd::enabled` false: kernels then take their scalar paths (tests run
 // that way too, so the fallback is not dead code).
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
 #include <utility>
@@ -110,11 +111,17 @@ inline V splat(scalar_of_t<V> x) noexcept {
   return V(x);
 }
 
-// x * y + z, fused where the target has FMA.
+// x * y + z, fused where the target has FMA. Scalars too: left as x * y + z, whether it is contracted into
+// an FMA would be the compiler's choice at each use, and the scalar tail of a loop could round differently
+// from its vector lanes, or one GEMM tile from another.
 template <class T>
   requires std::is_floating_point_v<T>
 inline T fma(T x, T y, T z) noexcept {
+#if defined(__FMA__) || defined(__ARM_FEATURE_FMA)
+  return std::fma(x, y, z);
+#else
   return x * y + z;
+#endif
 }
 template <class T, class A>
 inline xsimd::batch<T, A> fma(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y,

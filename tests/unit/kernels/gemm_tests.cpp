@@ -205,8 +205,12 @@ BOOST_AUTO_TEST_CASE(k_zero_and_alpha_zero_scale_c) {
 
 BOOST_AUTO_TEST_CASE(threads_bit_identical) {
   // Deterministic for a thread count across runs, and (by construction) the same bits for 1 and 2 threads.
-  const index_t m = 203, n = 301, k = 517;
-  for (auto [ta, tb] : {std::pair{transpose::no, transpose::yes}, std::pair{transpose::yes, transpose::no}}) {
+  // Shapes split along n (at a SIMD register, not a register-tile boundary: 1000 = 62.5 registers), along m,
+  // and the small-m dot-product path.
+  for (auto [m, n, k, ta, tb] : std::vector<std::tuple<index_t, index_t, index_t, transpose, transpose>>{
+           {203, 301, 517, transpose::no, transpose::yes}, {203, 301, 517, transpose::yes, transpose::no},
+           {64, 1000, 300, transpose::no, transpose::yes}, {64, 1000, 300, transpose::no, transpose::no},
+           {600, 40, 300, transpose::yes, transpose::no}, {3, 1000, 517, transpose::no, transpose::yes}}) {
     padded_matrix<float> a(ta == transpose::no ? m : k, ta == transpose::no ? k : m, 1, 11);
     padded_matrix<float> b(tb == transpose::no ? k : n, tb == transpose::no ? n : k, 2, 12);
     std::vector<std::vector<float>> results;
@@ -219,7 +223,7 @@ BOOST_AUTO_TEST_CASE(threads_bit_identical) {
       fnn::kernels::gemm<float>(ta, tb, m, n, k, 1.5f, a.data.data(), a.ld, b.data.data(), b.ld, 1.f, c.data(), n);
       results.push_back(std::move(c));
     }
-    for (const auto& r : results) BOOST_TEST((r == results.front()));
+    for (const auto& r : results) BOOST_TEST((r == results.front()), "m=" << m << " n=" << n << " k=" << k);
   }
   fnn::set_num_threads(0);
 }

@@ -80,12 +80,14 @@ struct store_mode {
   bool alpha_one, beta_zero, beta_one;
   store_mode(T al, T be) : alpha(al), beta(be), alpha_one(al == T(1)), beta_zero(be == T(0)), beta_one(be == T(1)) {}
 
+  // No plain a * b + c: the compiler may contract it into an FMA in one code path (a full tile) and not in
+  // another (an edge tile), and the same element would get different bits depending on the tiling.
   template <class V>
   FNN_GEMM_INLINE V combine(V acc, const T* c) const {
-    if (!alpha_one) acc = acc * V(alpha);
-    if (beta_zero) return acc;
+    if (beta_zero) return alpha_one ? acc : acc * V(alpha);
     const V old = simd::load_as<V>(c);
-    return beta_one ? acc + old : simd::fma(V(beta), old, acc);
+    if (beta_one) return alpha_one ? acc + old : simd::fma(acc, V(alpha), old);
+    return simd::fma(V(beta), old, alpha_one ? acc : acc * V(alpha));
   }
 };
 
