@@ -98,16 +98,13 @@ void gemm_rect_run(const gemm_problem& pr, const gemm_rect& r, const T* a, index
   }
 }
 
-// Splits C among `threads` rectangles: rows in whole register tiles (mr; reduce() epilogues rely on it), columns
-// in whole SIMD registers (w), so that columns split evenly: 1024 columns on 2 threads are 512 + 512 rather than
-// 528 + 496 in 48-wide tiles, which made the wider half 3 % slower than an even split. Each element of C is
-// still summed by one micro-kernel in the same order whatever its rectangle, so the bits do not change. The grid
-// (tm x tn) minimises the largest share of work plus the packing each thread repeats (a thread packs all of A
-// for its rows and all of B for its columns).
+// Splits C among `threads` rectangles aligned to the register tile, picking the grid (tm x tn) that minimises
+// the largest share of micro-tiles plus the packing each thread repeats (a thread packs all of A for its rows
+// and all of B for its columns).
 template <class T>
 inline int gemm_partition(index_t m, index_t n, index_t k, int threads, std::array<gemm_rect, 64>& out) {
   using cfg = gemm_config<T>;
-  const index_t tiles_m = (m + cfg::mr - 1) / cfg::mr, units_n = (n + cfg::w - 1) / cfg::w;
+  const index_t tiles_m = (m + cfg::mr - 1) / cfg::mr, tiles_n = (n + cfg::nr - 1) / cfg::nr;
   threads = std::clamp<int>(threads, 1, 64);
   // Too little work to pay for waking a second thread (~a few microseconds).
   const double flops = 2.0 * double(m) * double(n) * double(k);
@@ -117,12 +114,10 @@ inline int gemm_partition(index_t m, index_t n, index_t k, int threads, std::arr
   for (int tm = 1; tm <= threads; ++tm) {
     if (threads % tm != 0) continue;
     const int tn = threads / tm;
-    if (tm > tiles_m || tn > units_n) continue;
-    const index_t share_m = (tiles_m + tm - 1) / tm, share_n = (units_n + tn - 1) / tn;
-    // A column share is computed in nr-wide slivers: its last, narrower one costs nearly a whole sliver.
-    const index_t share_cols = (share_n * cfg::w + cfg::nr - 1) / cfg::nr * cfg::nr;
-    const double compute = double(share_m * cfg::mr) * double(share_cols) * double(k);
-    const double packing = 8.0 * double(k) * double(share_m * cfg::mr + share_cols);
+    if (tm > tiles_m || tn > tiles_n) continue;
+    const index_t share_m = (tiles_m + tm - 1) / tm, share_n = (tiles_n + tn - 1) / tn;
+    const double compute = double(share_m * cfg::mr) * double(share_n * cfg::nr) * double(k);
+    const double packing = 8.0 * double(k) * double(share_m * cfg::mr + share_n * cfg::nr);
     if (compute + packing < best_cost) best_cost = compute + packing, best_tm = tm;
   }
   if (best_cost == 1e300) threads = 1, best_tm = 1;
@@ -130,12 +125,12 @@ inline int gemm_partition(index_t m, index_t n, index_t k, int threads, std::arr
   int count = 0;
   for (int im = 0; im < tm; ++im)
     for (int in = 0; in < tn; ++in) {
-      // Even split of tiles (rows) or registers (columns); the first ones get the remainder.
-      const auto bound = [](index_t units, int parts, int i) {
-        return units / parts * i + std::min<index_t>(i, units % parts);
+      // Even split of tiles; the first ones get the remainder.
+      const auto bound = [](index_t tiles, int parts, int i) {
+        return tiles / parts * i + std::min<index_t>(i, tiles % parts);
       };
       gemm_rect rc{std::min(m, bound(tiles_m, tm, im) * cfg::mr), std::min(m, bound(tiles_m, tm, im + 1) * cfg::mr),
-                   std::min(n, bound(units_n, tn, in) * cfg::w), std::min(n, bound(units_n, tn, in + 1) * cfg::w)};
+                   std::min(n, bound(tiles_n, tn, in) * cfg::nr), std::min(n, bound(tiles_n, tn, in + 1) * cfg::nr)};
       if (rc.m0 < rc.m1 && rc.n0 < rc.n1) out[static_cast<std::size_t>(count++)] = rc;
     }
   return count;

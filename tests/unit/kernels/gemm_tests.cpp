@@ -205,8 +205,7 @@ BOOST_AUTO_TEST_CASE(k_zero_and_alpha_zero_scale_c) {
 
 BOOST_AUTO_TEST_CASE(threads_bit_identical) {
   // Deterministic for a thread count across runs, and (by construction) the same bits for 1 and 2 threads.
-  // Shapes split along n (at a SIMD register, not a register-tile boundary: 1000 = 62.5 registers), along m,
-  // and the small-m dot-product path.
+  // Shapes split along n, along m, and the small-m dot-product path.
   for (auto [m, n, k, ta, tb] : std::vector<std::tuple<index_t, index_t, index_t, transpose, transpose>>{
            {203, 301, 517, transpose::no, transpose::yes}, {203, 301, 517, transpose::yes, transpose::no},
            {64, 1000, 300, transpose::no, transpose::yes}, {64, 1000, 300, transpose::no, transpose::no},
