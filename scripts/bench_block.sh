@@ -3,7 +3,7 @@
 # fnn_bench_block (fnn::fused vs fnn::unfused, B=256 1024->1024 and B=128 784->256, forward and
 # forward+backward in train mode) and bench/network/torch_block.py (nn.Sequential(Linear, BatchNorm1d, GELU))
 # at 1 and 2 threads, 5 repetitions of >= 0.2 s each (medians), then bench/network/report.py writes
-# bench/results/block.md. JSON outputs are kept as bench/results/block_*.json.
+# bench/results/block.md and block.png. JSON outputs are kept as bench/results/block_*.json.
 #   usage: scripts/bench_block.sh [extra google-benchmark flags]
 # OMP_WAIT_POLICY defaults to passive (both fnn and PyTorch run on OpenMP): on a machine shared with other
 # jobs a thread spinning at the end-of-region barrier holds the core its preempted partner needs, and a

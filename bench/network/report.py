@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes bench/results/block.md from fnn_bench_block's JSON (one file per thread count) and torch_block.py's.
+"""Writes bench/results/block.md (and block.png beside it) from fnn_bench_block's JSON (one file per thread count) and torch_block.py's.
 
 Usage: report.py --fnn nt1.json nt2.json --torch torch1.json torch2.json --meta meta.txt --out block.md
 meta.txt holds "key: value" lines written by scripts/bench_block.sh (machine, date, load averages, commands).
@@ -200,8 +200,37 @@ def main():
     out += ["", "GEMM rates count only the three GEMMs' 2·B·in·out FLOPs each, over the whole fwd+bwd wall time."
             " \"Needed for 3x\" is that FLOP count done in a third of PyTorch's time, i.e. before any"
             " elementwise work; compare with the machine's FMA peak in bench/results/kernels.md.", ""]
+    png = args.out.rsplit(".", 1)[0] + ".png"
+    out += [f"Plot: `{png.rsplit('/', 1)[-1]}` (median wall ms per pass, lower is better).", ""]
     with open(args.out, "w") as f:
         f.write("\n".join(out))
+    plot(rows, png)
+
+
+def plot(rows, path):
+    """Grouped bars: one group per (shape, pass, threads), one bar per implementation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(rows, key=lambda k: (k[1] != 256, k[2], k[3]))
+    impls = [("fused", "fnn fused"), ("unfused", "fnn unfused"), ("torch", "PyTorch")]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, batch in zip(axes, (256, 128)):
+        group = [k for k in keys if k[1] == batch]
+        width = 0.8 / len(impls)
+        for i, (impl, label) in enumerate(impls):
+            vals = [ms(rows[k].get(impl)) or 0.0 for k in group]
+            ax.bar([g + i * width for g in range(len(group))], vals, width, label=label)
+        ax.set_xticks([g + width for g in range(len(group))])
+        ax.set_xticklabels([f"{k[2].replace('_', '+')}\n{k[3]} thr" for k in group])
+        if group:
+            n_in, n_out = group[0][0].split("x")
+            ax.set_title(f"B={batch}, {n_in}->{n_out}, BN, GELU (train)")
+        ax.set_ylabel("median wall ms")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
