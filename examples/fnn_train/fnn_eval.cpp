@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
     std::optional<fnn_train::standardizer> stdz;
     const auto it = file.metadata.find("standardize");
     if (it != file.metadata.end() && !it->second.empty())
-      stdz = fnn_train::standardizer::load(std::filesystem::path(checkpoint).parent_path() / it->second);
+      stdz = fnn_train::standardizer::load(fnn_train::standardize_path_of(checkpoint, it->second));
     const auto e = fnn_train::evaluate(net, test, stdz ? &*stdz : nullptr);
     std::printf("test accuracy %.4f  test loss %.4f  (%ld samples, %s)\n", e.accuracy, e.loss, long(test.size()),
                 checkpoint.c_str());

@@ -2,6 +2,7 @@
 // The main job behind fnn-train and fnn-eval: a typed MLP trained on Fashion-MNIST (or any MNIST-format
 // directory), with progress, metrics, checkpoints and exact resume. Kept in a header so the unit tests
 // (tests/unit/train) run the very same code on a small subset.
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -25,6 +28,7 @@
 #include "fnn/io/checkpoint.hpp"
 #include "fnn/io/mnist.hpp"
 #include "fnn/optim/optim.hpp"
+#include "run_dir.hpp"
 #if __has_include("fnn/kernels/threads.hpp")
 #include "fnn/kernels/threads.hpp"
 #define FNN_TRAIN_HAS_THREADS 1
@@ -160,6 +164,25 @@ struct standardizer {
   }
 };
 
+// The standardization file a checkpoint's metadata names: a plain file name, resolved in the checkpoint's own
+// directory only, and opened only if it is a regular file (a crafted checkpoint must not make fnn-eval read
+// /etc/..., ../elsewhere, or block forever on a FIFO).
+inline std::filesystem::path standardize_path_of(const std::filesystem::path& checkpoint, const std::string& name) {
+  const std::filesystem::path p(name);
+  if (name.empty() || p.has_parent_path() || name.find('/') != std::string::npos || name == "." || name == "..")
+    throw fnn::io_error(checkpoint.string() + ": __metadata__ \"standardize\" must be a file name in the checkpoint's "
+                        "directory, got \"" + name.substr(0, 80) + "\"");
+  const auto path = checkpoint.parent_path() / p;
+  std::error_code ec;
+  const auto st = std::filesystem::symlink_status(path, ec);
+  if (ec || st.type() != std::filesystem::file_type::regular)
+    throw fnn::io_error(path.string() + ": named by " + checkpoint.filename().string() +
+                        " as its standardization statistics, but it is " +
+                        (ec || st.type() == std::filesystem::file_type::not_found ? std::string("missing")
+                                                                                  : std::string("not a regular file")));
+  return path;
+}
+
 struct evaluation {
   double loss = 0;
   double accuracy = 0;
@@ -279,34 +302,59 @@ struct result {
   double seconds = 0;
 };
 
-// Progress output: a bar redrawn with \r on a terminal, a few plain lines otherwise.
+// Progress output: one line redrawn with \r on a terminal, cut to the terminal's width so it never wraps
+// (a wrapped line is not erased by \r and stale lines pile up); a few plain lines otherwise. Shows the
+// learning rate, this epoch's ETA and the whole run's.
 class progress final {
  public:
   progress(std::FILE* out, bool tty) : out_(out), tty_(tty) {}
+  // The run (this process's part of it) has `steps` optimizer steps in all.
+  void start_run(std::int64_t steps) {
+    run_steps_ = steps, run_done_ = 0;
+    run_t0_ = clock::now();
+  }
   void start(int epoch, int epochs, fnn::index_t steps) {
     epoch_ = epoch, epochs_ = epochs, steps_ = steps;
     t0_ = last_ = clock::now();
     next_line_ = 1;
   }
-  void update(fnn::index_t step, double loss, double acc, double samples) {
+  void update(fnn::index_t step, double loss, double acc, double samples, double lr) {
+    ++run_done_;
     if (out_ == nullptr) return;
     const auto now = clock::now();
     const double el = seconds(t0_, now);
     const double rate = el > 0 ? samples / el : 0;
     const double eta = step > 0 ? el * double(steps_ - step) / double(step) : 0;
+    const double run_el = seconds(run_t0_, now);
+    const double run_eta = run_done_ > 0 ? run_el * double(run_steps_ - run_done_) / double(run_done_) : 0;
     if (tty_) {
       if (step != steps_ && seconds(last_, now) < 0.1) return;
       last_ = now;
-      const int width = 24, filled = int(double(width) * double(step) / double(steps_));
-      std::fprintf(out_, "\r\033[Kepoch %d/%d [%s%s] %ld/%ld loss %.4f acc %.4f %.0f samples/s ETA %.1fs", epoch_,
-                   epochs_, std::string(std::size_t(filled), '=').c_str(),
-                   std::string(std::size_t(width - filled), ' ').c_str(), long(step), long(steps_), loss, acc, rate,
-                   eta);
+      // The fields a user needs first, then the rate and the bar while they fit in the terminal's width.
+      char head[32], core[160], speed[32];
+      std::snprintf(head, sizeof head, "epoch %d/%d", epoch_, epochs_);
+      std::snprintf(core, sizeof core, " %ld/%ld loss %.4f acc %.4f lr %.1e ETA %s run %s", long(step), long(steps_),
+                    loss, acc, lr, duration_text(eta).c_str(), duration_text(run_eta).c_str());
+      std::snprintf(speed, sizeof speed, " %.1fk/s", rate / 1000);
+      const int cols = terminal_columns();
+      int room = cols - 1 - int(std::strlen(head) + std::strlen(core));
+      const bool show_speed = room >= int(std::strlen(speed));
+      if (show_speed) room -= int(std::strlen(speed));
+      std::string line = head;
+      if (room >= 8) {  // " [" + at least 5 cells + "]"
+        const int width = std::min(room - 3, 24), filled = int(double(width) * double(step) / double(steps_));
+        line += " [" + std::string(std::size_t(filled), '=') + std::string(std::size_t(width - filled), ' ') + "]";
+      }
+      line += core;
+      if (show_speed) line += speed;
+      if (int(line.size()) > cols - 1) line.resize(std::size_t(std::max(cols - 1, 0)));
+      std::fprintf(out_, "\r\033[K%s", line.c_str());
       std::fflush(out_);
     } else if (next_line_ < 4 && step * 4 >= steps_ * next_line_) {
       ++next_line_;
-      std::fprintf(out_, "epoch %d/%d  batch %ld/%ld  loss %.4f  acc %.4f  %.0f samples/s  ETA %.1fs\n", epoch_,
-                   epochs_, long(step), long(steps_), loss, acc, rate, eta);
+      std::fprintf(out_, "epoch %d/%d  batch %ld/%ld  loss %.4f  acc %.4f  lr %.1e  %.0f samples/s  ETA %s (run %s)\n",
+                   epoch_, epochs_, long(step), long(steps_), loss, acc, lr, rate, duration_text(eta).c_str(),
+                   duration_text(run_eta).c_str());
       std::fflush(out_);
     }
   }
@@ -314,14 +362,29 @@ class progress final {
     if (out_ != nullptr && tty_) std::fprintf(out_, "\r\033[K");
   }
 
+  static std::string duration_text(double s) {
+    char b[32];
+    if (s < 60) std::snprintf(b, sizeof b, "%.1fs", s);
+    else if (s < 3600) std::snprintf(b, sizeof b, "%dm%02ds", int(s) / 60, int(s) % 60);
+    else std::snprintf(b, sizeof b, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
+    return b;
+  }
+
  private:
   using clock = std::chrono::steady_clock;
   static double seconds(clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+  int terminal_columns() const {
+    ::winsize ws{};
+    if (::ioctl(::fileno(out_), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    const char* c = std::getenv("COLUMNS");
+    return c != nullptr && std::atoi(c) > 0 ? std::atoi(c) : 80;
+  }
   std::FILE* out_;
   bool tty_;
   int epoch_ = 0, epochs_ = 0, next_line_ = 1;
   fnn::index_t steps_ = 0;
-  clock::time_point t0_, last_;
+  std::int64_t run_steps_ = 0, run_done_ = 0;
+  clock::time_point t0_, last_, run_t0_;
 };
 
 namespace detail {
@@ -331,25 +394,49 @@ inline std::string meta_or(const fnn::io::metadata& m, const std::string& key, c
   return it == m.end() ? fallback : it->second;
 }
 
-// Keeps the metrics rows of epochs <= last_epoch (a resumed run rewrites what came after its checkpoint).
-inline void truncate_metrics(const std::filesystem::path& path, int last_epoch) {
-  std::ifstream in(path);
-  std::vector<std::string> keep;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (keep.empty()) {
-      keep.push_back(line);  // header
-      continue;
-    }
-    if (std::atoi(line.c_str()) <= last_epoch) keep.push_back(line);
-  }
-  in.close();
-  std::ofstream o(path, std::ios::trunc);
-  for (const auto& l : keep) o << l << "\n";
-}
-
 inline const char* metrics_header =
     "epoch,step,lr,train_loss,train_accuracy,test_loss,test_accuracy,epoch_seconds,samples_per_second";
+
+// metrics.csv from its rows, replaced atomically (a crash or a full disk leaves the previous version).
+inline void write_metrics(const std::filesystem::path& path, const std::string& rows) {
+  fnn::io::write_file_atomic(path, std::string(metrics_header) + "\n" + rows);
+}
+
+// The rows kept in a training state: exactly one per epoch 1..epochs, in order (else the state is refused).
+inline void check_metrics_rows(const std::filesystem::path& path, const std::string& rows, int epochs) {
+  int expected = 1;
+  for (std::size_t at = 0; at < rows.size(); ++expected) {
+    const std::size_t end = rows.find('\n', at);
+    const std::string line = rows.substr(at, end == std::string::npos ? std::string::npos : end - at);
+    if (end == std::string::npos || line.rfind(std::to_string(expected) + ",", 0) != 0)
+      throw fnn::io_error(path.string() + ": its metrics rows are damaged (expected a row for epoch " +
+                          std::to_string(expected) + ", found \"" + line.substr(0, 40) + "\")");
+    at = end + 1;
+  }
+  if (expected - 1 != epochs)
+    throw fnn::io_error(path.string() + ": holds metrics rows for " + std::to_string(expected - 1) +
+                        " epochs, but is the state after epoch " + std::to_string(epochs));
+}
+
+// What model.safetensors says of itself (fnn-eval reads "standardize"; torch ignores it all).
+inline fnn::io::metadata model_metadata(const options& o, int epoch, const std::string& test_accuracy) {
+  return {{"format", "pt"},
+          {"fnn.architecture", architecture},
+          {"epoch", std::to_string(epoch)},
+          {"test_accuracy", test_accuracy},
+          {"standardize", o.standardize ? standardize_file : ""}};
+}
+
+// Loss of the untrained network on (up to) the first 1000 training images, in eval mode (no side effects).
+inline double initial_loss(net_t& net, const dataset& train, const standardizer* stdz) {
+  const fnn::index_t n = std::min<fnn::index_t>(train.size(), 1000);
+  fnn::matrix<float> x(n, 784);
+  train.to_float(0, n, x.data());
+  if (stdz != nullptr) stdz->apply(x.view());
+  const auto logits = net.infer(x.view());
+  return double(fnn::loss::softmax_cross_entropy{}(logits, std::span<const std::int32_t>(train.y.data(), std::size_t(n)),
+                                                    fnn::matrix_view<float>{}));
+}
 
 template <class Opt>
 result train_with(const options& o, Opt opt, std::FILE* out) {
@@ -357,66 +444,109 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   const auto t_start = clock::now();
   if (o.epochs < 1) throw fnn::value_error("--epochs must be >= 1, got " + std::to_string(o.epochs));
   if (o.batch < 2) throw fnn::value_error("--batch must be >= 2 (batch_norm), got " + std::to_string(o.batch));
-  if (!(o.noise >= 0)) throw fnn::value_error("--noise must be >= 0");
+  if (!(o.noise >= 0) || !std::isfinite(o.noise)) throw fnn::value_error("--noise must be a finite number >= 0");
+  if (!(o.lr >= 0) || !std::isfinite(o.lr)) throw fnn::value_error("--lr must be a finite number >= 0");
 #ifdef FNN_TRAIN_HAS_THREADS
   if (o.threads > 0) fnn::set_num_threads(o.threads);
 #endif
 
+  // The output directory first: a read-only or busy --out is reported before minutes of loading and training.
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec) throw fnn::io_error(o.out.string() + ": cannot create the output directory: " + ec.message());
+  const run_lock lock(o.out);
+  remove_stale_temporaries(o.out);
+  const auto state_path = o.out / "state.safetensors";
+  const auto model_path = o.out / "model.safetensors";
+  const auto metrics_path = o.out / "metrics.csv";
+
   dataset train = load_split(o.data, fnn::io::split::train, o.subset);
   dataset test = load_split(o.data, fnn::io::split::test, o.test_subset);
   if (train.size() < 2) throw fnn::value_error("need at least 2 training samples, got " + std::to_string(train.size()));
-  std::filesystem::create_directories(o.out);
   standardizer stdz;
-  if (o.standardize) {
-    stdz = standardizer::fit(train);
-    stdz.save(o.out / standardize_file);
-  }
+  if (o.standardize) stdz = standardizer::fit(train);
 
   const fnn::index_t batch = o.batch;
   const fnn::index_t steps = steps_per_epoch(train.size(), batch);
   const auto lr_at = make_schedule(o, std::int64_t(steps) * o.epochs);
   net_t net{fnn::seed{o.seed}};
-  const auto model_path = o.out / "model.safetensors";
-  const auto optim_path = o.out / "optimizer.safetensors";
-  const auto metrics_path = o.out / "metrics.csv";
   int first_epoch = 1;
+  int last_good = 0;      // the epoch of the training state on disk (0: none)
+  std::string rows;       // metrics.csv without its header; kept in the training state too
   if (o.resume) {
-    std::error_code ec;
-    if (!std::filesystem::exists(optim_path, ec) || !std::filesystem::exists(model_path, ec))
-      throw fnn::io_error(o.out.string() + ": nothing to resume (model.safetensors and optimizer.safetensors not found)");
-    const auto meta = fnn::io::read_safetensors(optim_path).metadata;
-    const std::string saved_opt = meta_or(meta, "optimizer");
+    if (!std::filesystem::exists(state_path, ec)) {
+      if (std::filesystem::exists(o.out / "optimizer.safetensors", ec))
+        throw fnn::io_error(o.out.string() +
+                            ": holds model.safetensors + optimizer.safetensors of an older fnn-train, which cannot be "
+                            "checked for consistency; start a new run");
+      throw fnn::io_error(o.out.string() + ": nothing to resume (no state.safetensors: no epoch was completed)");
+    }
+    const auto file = fnn::io::read_safetensors(state_path);
+    const std::string saved_opt = meta_or(file.metadata, "optimizer");
     if (saved_opt != o.optimizer)
-      throw fnn::value_error(optim_path.string() + ": saved by optimizer '" + saved_opt + "', this run uses '" +
+      throw fnn::value_error(state_path.string() + ": saved by optimizer '" + saved_opt + "', this run uses '" +
                              o.optimizer + "' (pass --optimizer " + saved_opt + ")");
+    // All-or-nothing and checksummed: a damaged or forged state is refused before anything else is believed.
+    const auto meta = fnn::io::load_training_state(file, net, opt);
+    const auto epoch = fnn::io::metadata_integer(state_path, meta, "epoch", 1, 1 << 30);
+    if (epoch > o.epochs)
+      throw fnn::value_error(state_path.string() + ": is the state after epoch " + std::to_string(epoch) +
+                             ", past the --epochs " + std::to_string(o.epochs) + " of this run");
+    const auto step = fnn::io::metadata_integer(state_path, meta, "step", 0, std::int64_t(1) << 53);
+    if (step != epoch * std::int64_t(steps))
+      throw fnn::value_error(state_path.string() + ": step " + std::to_string(step) + " after epoch " +
+                             std::to_string(epoch) + " does not match " + std::to_string(steps) +
+                             " steps per epoch of this run (" + std::to_string(train.size()) + " samples, batch " +
+                             std::to_string(o.batch) + "): different --batch or --subset?");
+    check_metrics_rows(state_path, meta_or(meta, "metrics"), int(epoch));
     for (const auto& [key, now] : {std::pair<std::string, std::string>{"seed", std::to_string(o.seed)},
-                                   {"batch", std::to_string(o.batch)},
-                                   {"train_samples", std::to_string(train.size())},
                                    {"epochs", std::to_string(o.epochs)},
-                                   {"standardize", o.standardize ? "1" : "0"}})
+                                   {"lr", std::to_string(o.lr)},
+                                   {"schedule", o.schedule},
+                                   {"standardize", o.standardize ? "1" : "0"},
+                                   {"augment", o.augment ? "1" : "0"},
+                                   {"noise", std::to_string(o.noise)}})
       if (out != nullptr && meta_or(meta, key, now) != now)
         std::fprintf(out, "warning: resuming with %s %s, the checkpoint was made with %s: not the same run\n",
                      key.c_str(), now.c_str(), meta_or(meta, key).c_str());
-    fnn::io::load_model(model_path, net);
-    fnn::io::load_optimizer(optim_path, net, opt);
-    first_epoch = std::atoi(meta_or(meta, "epoch", "0").c_str()) + 1;
-    truncate_metrics(metrics_path, first_epoch - 1);
+    first_epoch = int(epoch) + 1;
+    last_good = int(epoch);
+    rows = meta_or(meta, "metrics");
+    // The exports follow the state: a crash between the state's rename and theirs left them one epoch behind.
+    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), meta_or(meta, "test_accuracy")));
+    write_metrics(metrics_path, rows);
     if (out != nullptr)
       std::fprintf(out, "resuming %s after epoch %d (step %lld)\n", o.out.c_str(), first_epoch - 1,
                    static_cast<long long>(opt.step_count()));
   } else {
-    std::ofstream(metrics_path, std::ios::trunc) << metrics_header << "\n";
+    if (std::filesystem::exists(state_path, ec) || std::filesystem::exists(model_path, ec)) {
+      if (out != nullptr)
+        std::fprintf(out, "warning: %s holds an earlier run; it is replaced (use --resume to continue it, or another "
+                          "--out)\n", o.out.c_str());
+      std::filesystem::remove(state_path, ec);  // a crash before epoch 1 must not resume the earlier run
+    }
+    write_metrics(metrics_path, rows);
   }
+  if (o.standardize) stdz.save(o.out / standardize_file);
 
-  if (out != nullptr && !o.resume)
+  if (out != nullptr && !o.resume) {
     std::fprintf(out, "fnn-train: %s, %ld train / %ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
                  architecture, long(train.size()), long(test.size()), o.optimizer.c_str(), double(o.lr),
                  o.schedule.c_str(), o.batch, o.epochs);
+    std::fprintf(out, "initial loss %.4f (an untrained classifier of %d classes should be near ln %d = %.4f)\n",
+                 initial_loss(net, train, o.standardize ? &stdz : nullptr), classes, classes, std::log(double(classes)));
+  }
 
   const fnn::loss::softmax_cross_entropy ce;
   fnn::matrix<float> xb;
   std::vector<std::int32_t> yb;
   progress bar(out, out != nullptr && ::isatty(::fileno(out)));
+  bar.start_run(std::int64_t(steps) * (o.epochs - first_epoch + 1));
+  const auto good_text = [&] {
+    return last_good > 0 ? "the last good checkpoint (epoch " + std::to_string(last_good) + ") is kept in " +
+                               o.out.string() + "."
+                         : std::string("no checkpoint was written (the run diverged in its first epoch).");
+  };
   result r;
   for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
     const auto t_epoch = clock::now();
@@ -439,51 +569,62 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
           for (float* p = xb.view().row(i); p != xb.view().row(i) + 784; ++p) *p += o.noise * gauss(rng);
       }
       if (o.standardize) stdz.apply(xb.view());
-      opt.set_lr(float(lr_at(opt.step_count())));
+      const double lr = lr_at(opt.step_count());
+      opt.set_lr(float(lr));
       const float loss = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
       if (!std::isfinite(loss)) {
         bar.finish_line();
         throw diverged("training diverged at epoch " + std::to_string(epoch) + ", batch " + std::to_string(s + 1) +
                        "/" + std::to_string(steps) + " (optimizer step " + std::to_string(opt.step_count()) +
-                       "): loss is " + (std::isnan(loss) ? "NaN" : "infinite") +
-                       "; the last good checkpoint (epoch " + std::to_string(epoch - 1) + ") is kept in " +
-                       o.out.string() + ". Try a smaller --lr.");
+                       "): loss is " + (std::isnan(loss) ? "NaN" : "infinite") + "; " + good_text() +
+                       " Try a smaller --lr.");
       }
       const auto logits = net.output();
       for (fnn::index_t i = 0; i < n; ++i) correct += argmax(logits.row(i)) == yb[std::size_t(i)];
       loss_sum += double(loss) * double(n);
       seen += double(n);
-      bar.update(s + 1, loss_sum / seen, double(correct) / seen, seen);
+      bar.update(s + 1, loss_sum / seen, double(correct) / seen, seen, lr);
+    }
+    // The loss is computed before each update, so the last update of the epoch is checked here: nothing
+    // non-finite is ever written.
+    if (const std::string bad = fnn::io::first_non_finite(net, opt); !bad.empty()) {
+      bar.finish_line();
+      throw diverged("training diverged at epoch " + std::to_string(epoch) + " (optimizer step " +
+                     std::to_string(opt.step_count()) + "): its updates left " + bad + "; " + good_text() +
+                     " Try a smaller --lr.");
     }
     const double train_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
     r.test = evaluate(net, test, o.standardize ? &stdz : nullptr);
     const double epoch_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
-
-    // Checkpoint first, then the metrics row: a row always has its checkpoint.
-    const fnn::io::metadata model_meta{{"format", "pt"},
-                                       {"fnn.architecture", architecture},
-                                       {"epoch", std::to_string(epoch)},
-                                       {"test_accuracy", std::to_string(r.test.accuracy)},
-                                       {"standardize", o.standardize ? standardize_file : ""}};
-    fnn::io::save_model(model_path, net, model_meta);
-    fnn::io::save_optimizer(optim_path, net, opt,
-                            {{"optimizer", o.optimizer},
-                             {"epoch", std::to_string(epoch)},
-                             {"epochs", std::to_string(o.epochs)},
-                             {"seed", std::to_string(o.seed)},
-                             {"batch", std::to_string(o.batch)},
-                             {"lr", std::to_string(o.lr)},
-                             {"schedule", o.schedule},
-                             {"train_samples", std::to_string(train.size())},
-                             {"standardize", o.standardize ? "1" : "0"},
-                             {"augment", o.augment ? "1" : "0"},
-                             {"noise", std::to_string(o.noise)},
-                             {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}});
     char row[512];
     std::snprintf(row, sizeof row, "%d,%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch,
                   static_cast<long long>(opt.step_count()), lr_at(opt.step_count()), loss_sum / seen,
                   double(correct) / seen, r.test.loss, r.test.accuracy, epoch_seconds, seen / train_seconds);
-    std::ofstream(metrics_path, std::ios::app) << row;
+    rows += row;
+
+    // The training state is the one commit point: its rename makes the epoch durable. The model export and
+    // metrics.csv follow it (and are rewritten from it on --resume if a crash came in between).
+    fnn::io::save_training_state(state_path, net, opt,
+                                 {{"optimizer", o.optimizer},
+                                  {"epoch", std::to_string(epoch)},
+                                  {"epochs", std::to_string(o.epochs)},
+                                  {"seed", std::to_string(o.seed)},
+                                  {"batch", std::to_string(o.batch)},
+                                  {"lr", std::to_string(o.lr)},
+                                  {"schedule", o.schedule},
+                                  {"train_samples", std::to_string(train.size())},
+                                  {"standardize", o.standardize ? "1" : "0"},
+                                  {"augment", o.augment ? "1" : "0"},
+                                  {"noise", std::to_string(o.noise)},
+                                  {"metrics", rows},
+                                  {"test_accuracy", std::to_string(r.test.accuracy)},
+                                  {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}});
+    last_good = epoch;
+    crash_point("state");
+    fnn::io::save_model(model_path, net, model_metadata(o, epoch, std::to_string(r.test.accuracy)));
+    crash_point("model");
+    write_metrics(metrics_path, rows);
+    crash_point("metrics");
     bar.finish_line();
     if (out != nullptr) {
       std::fprintf(out, "epoch %2d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.2f s\n", epoch,

@@ -130,6 +130,14 @@ inline std::string safetensors_header(std::span<const tensor_entry> tensors, con
 
 }  // namespace detail
 
+// Replaces the file at path with `bytes`, atomically (temporary file next to it, fsync, rename): after a crash
+// or a failed write (full disk, read-only directory: io_error naming the file) the previous content is intact.
+inline void write_file_atomic(const std::filesystem::path& path, std::string_view bytes) {
+  detail::temp_file out(path);
+  out.write(std::as_bytes(std::span(bytes)));
+  out.commit();
+}
+
 // Writes the tensors (in the given order) and the metadata to path, atomically: the data goes to a unique
 // temporary file next to path, is fsync'ed, then renamed over path. On any failure the temporary file is
 // removed, the previous file at path is untouched, and io_error (or value_error/shape_error for bad
