@@ -9,6 +9,7 @@ packages=(
   python3-torch python3-numpy python3-matplotlib
   dataset-fashion-mnist
   g++-aarch64-linux-gnu qemu-user   # tests/cross: the SIMD kernels built for aarch64 (NEON), run under qemu
+  clang-14 libclang-rt-14-dev       # tests/fuzz: libFuzzer harnesses (-fsanitize=fuzzer,address,undefined)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -27,6 +27,7 @@
 #include "fnn/fnn.hpp"
 #include "fnn/io/checkpoint.hpp"
 #include "fnn/io/mnist.hpp"
+#include "fnn/network/describe.hpp"
 #include "fnn/optim/optim.hpp"
 #include "run_dir.hpp"
 #if __has_include("fnn/kernels/threads.hpp")
@@ -46,7 +47,6 @@ inline constexpr int classes = 10;
 inline constexpr std::array<const char*, classes> class_names = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 inline constexpr const char* architecture = "784-256-256-10 (dense, batch_norm, gelu) x2, dense";
-inline constexpr const char* standardize_file = "standardize.safetensors";
 
 struct options {
   int epochs = 10;
@@ -152,15 +152,39 @@ struct standardizer {
     for (fnn::index_t i = 0; i < x.rows(); ++i)
       for (fnn::index_t j = 0; j < x.cols(); ++j) x(i, j) = (x(i, j) - mean[std::size_t(j)]) / std[std::size_t(j)];
   }
-  void save(const std::filesystem::path& path) const {
-    const std::vector<fnn::io::tensor_entry> t{
-        fnn::io::make_tensor<float>("mean", {std::int64_t(mean.size())}, std::span<const float>(mean)),
-        fnn::io::make_tensor<float>("std", {std::int64_t(std.size())}, std::span<const float>(std))};
-    fnn::io::write_safetensors(path, t);
-  }
+  // Checkpoints of earlier fnn-train versions kept the statistics in a side file (see standardize_path_of).
   static standardizer load(const std::filesystem::path& path) {
     const auto f = fnn::io::read_safetensors(path);
     return {f.values<float>("mean", {784}), f.values<float>("std", {784})};
+  }
+  // As checkpoint metadata ("fnn.standardize.mean" / ".std": 784 numbers each, exact as %.9g), so that a model
+  // file is complete on its own and fnn-eval needs no side file.
+  static std::string to_text(const std::vector<float>& v) {
+    std::string s;
+    char b[32];
+    for (float x : v) {
+      std::snprintf(b, sizeof b, "%s%.9g", s.empty() ? "" : ",", double(x));
+      s += b;
+    }
+    return s;
+  }
+  static std::vector<float> from_text(const std::filesystem::path& file, const std::string& key, const std::string& s) {
+    std::vector<float> v;
+    for (std::size_t at = 0; at <= s.size() && !s.empty();) {
+      const std::size_t end = std::min(s.find(',', at), s.size());
+      const std::string item = s.substr(at, end - at);
+      char* stop = nullptr;
+      const float x = std::strtof(item.c_str(), &stop);
+      if (item.empty() || *stop != '\0' || !std::isfinite(x) || (key.ends_with("std") && !(x > 0)))
+        throw fnn::io_error(file.string() + ": __metadata__ \"" + key + "\" item " + std::to_string(v.size()) +
+                            " is not a valid number: \"" + item.substr(0, 30) + "\"");
+      v.push_back(x);
+      at = end + 1;
+    }
+    if (v.size() != 784)
+      throw fnn::io_error(file.string() + ": __metadata__ \"" + key + "\" holds " + std::to_string(v.size()) +
+                          " numbers, expected 784");
+    return v;
   }
 };
 
@@ -191,8 +215,10 @@ struct evaluation {
 
 inline int argmax(const float* z) { return int(std::max_element(z, z + classes) - z); }
 
-// Standardizes each chunk with `stdz` when given (a model trained with --standardize).
-inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* stdz = nullptr) {
+// Scores a model given as `logits_of(x) -> const_matrix_view<float>` (valid until its next call) on a data set,
+// in chunks of 1000 images, standardized with `stdz` when given (a model trained with --standardize).
+template <class LogitsOf>
+evaluation evaluate_with(LogitsOf&& logits_of, const dataset& d, const standardizer* stdz = nullptr) {
   evaluation e;
   const fnn::loss::softmax_cross_entropy ce;
   const fnn::index_t chunk = 1000;
@@ -203,7 +229,7 @@ inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* std
     x.resize(n, 784);
     d.to_float(b, n, x.data());
     if (stdz != nullptr) stdz->apply(x.view());
-    const auto logits = net.infer(x.view());
+    const fnn::const_matrix_view<float> logits = logits_of(fnn::const_matrix_view<float>(x.view()));
     const std::span<const std::int32_t> labels(d.y.data() + b, std::size_t(n));
     e.loss += double(ce(logits, labels, fnn::matrix_view<float>{})) * double(n);
     for (fnn::index_t i = 0; i < n; ++i) {
@@ -216,6 +242,10 @@ inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* std
   e.loss /= double(d.size());
   e.accuracy = double(correct) / double(d.size());
   return e;
+}
+
+inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* stdz = nullptr) {
+  return evaluate_with([&](fnn::const_matrix_view<float> x) { return net.infer(x); }, d, stdz);
 }
 
 inline std::string confusion_report(const evaluation& e) {
@@ -419,12 +449,18 @@ inline void check_metrics_rows(const std::filesystem::path& path, const std::str
 }
 
 // What model.safetensors says of itself (fnn-eval reads "standardize"; torch ignores it all).
-inline fnn::io::metadata model_metadata(const options& o, int epoch, const std::string& test_accuracy) {
-  return {{"format", "pt"},
-          {"fnn.architecture", architecture},
-          {"epoch", std::to_string(epoch)},
-          {"test_accuracy", test_accuracy},
-          {"standardize", o.standardize ? standardize_file : ""}};
+inline fnn::io::metadata model_metadata(const options& o, int epoch, const std::string& test_accuracy,
+                                        const standardizer& stdz) {
+  fnn::io::metadata m{{"format", "pt"},
+                      {"fnn.architecture", architecture},
+                      {"fnn.layers", fnn::layers_text<net_t>()},
+                      {"epoch", std::to_string(epoch)},
+                      {"test_accuracy", test_accuracy}};
+  if (o.standardize) {
+    m["fnn.standardize.mean"] = standardizer::to_text(stdz.mean);
+    m["fnn.standardize.std"] = standardizer::to_text(stdz.std);
+  }
+  return m;
 }
 
 // Loss of the untrained network on (up to) the first 1000 training images, in eval mode (no side effects).
@@ -513,7 +549,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     last_good = int(epoch);
     rows = meta_or(meta, "metrics");
     // The exports follow the state: a crash between the state's rename and theirs left them one epoch behind.
-    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), meta_or(meta, "test_accuracy")));
+    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), meta_or(meta, "test_accuracy"), stdz));
     write_metrics(metrics_path, rows);
     if (out != nullptr)
       std::fprintf(out, "resuming %s after epoch %d (step %lld)\n", o.out.c_str(), first_epoch - 1,
@@ -527,7 +563,6 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     }
     write_metrics(metrics_path, rows);
   }
-  if (o.standardize) stdz.save(o.out / standardize_file);
 
   if (out != nullptr && !o.resume) {
     std::fprintf(out, "fnn-train: %s, %ld train / %ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
@@ -621,7 +656,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                                   {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}});
     last_good = epoch;
     crash_point("state");
-    fnn::io::save_model(model_path, net, model_metadata(o, epoch, std::to_string(r.test.accuracy)));
+    fnn::io::save_model(model_path, net, model_metadata(o, epoch, std::to_string(r.test.accuracy), stdz));
     crash_point("model");
     write_metrics(metrics_path, rows);
     crash_point("metrics");
