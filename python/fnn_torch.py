@@ -339,7 +339,7 @@ def _torch():
     try:
         import torch
     except ImportError as e:
-        raise ImportError(f"fnn_torch: this needs torch ({e}); on Debian: apt-get install python3-torch") from e
+        raise ImportError(f"fnn_torch needs torch ({e}); on Debian: apt-get install python3-torch") from e
     return torch
 
 
@@ -614,7 +614,7 @@ def _cmd_eval(args):
         stats, _ = load_state_dict(os.path.join(os.path.dirname(args.checkpoint), metadata["standardize"]))
         x = (x - stats["mean"]) / stats["std"]
     correct, loss = evaluate(model, x, y)
-    print(f"test accuracy {correct / max(len(y), 1):.4f}  test loss {loss:.4f}  ({correct}/{len(y)} correct, "
+    print(f"test accuracy {correct / max(len(y), 1):.4f}  test loss {loss:.6f}  ({correct}/{len(y)} correct, "
           f"{args.checkpoint}, torch {torch.__version__})")
     return 0
 
@@ -686,8 +686,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, ImportError) as e:
+    except CheckpointError as e:
         print(f"fnn_torch: {e}", file=sys.stderr)
+        return 1
+    except ImportError as e:
+        print(e, file=sys.stderr)
         return 1
 
 

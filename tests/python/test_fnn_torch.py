@@ -364,6 +364,10 @@ class TorchTests(TempDir, unittest.TestCase):
         r = subprocess.run([sys.executable, MODULE, *args], capture_output=True, text=True)
         return r.returncode, r.stdout, r.stderr
 
+    @staticmethod
+    def loss_of(out):
+        return float(out.split("test loss ")[1].split()[0])
+
     def write_idx(self, directory, images, labels, gz):
         os.makedirs(directory, exist_ok=True)
         n = images.shape[0]
@@ -390,6 +394,7 @@ class TorchTests(TempDir, unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertIn("test accuracy 0.8767", out)
         self.assertIn("(263/300 correct", out)
+        self.assertAlmostEqual(self.loss_of(out), float(nn.functional.cross_entropy(m(x), labels)), places=5)
         # --standardize checkpoints: the statistics file named in the metadata is applied first.
         mean, std = torch.rand(784) * 0.5, torch.rand(784) + 0.5
         with torch.no_grad():
@@ -405,6 +410,11 @@ class TorchTests(TempDir, unittest.TestCase):
         rc, out, err = self.run_cli("eval", self.path("m.safetensors"), "--data", data)
         self.assertEqual(rc, 0, err)
         self.assertIn("(290/300 correct", out)
+        with torch.no_grad():
+            self.assertAlmostEqual(self.loss_of(out), float(nn.functional.cross_entropy(m((x - mean) / std), labels)),
+                                   places=5)
+            self.assertGreater(abs(self.loss_of(out) - float(nn.functional.cross_entropy(m(x), labels))), 1e-3,
+                               "the standardization must matter to this test")
 
     def test_eval_command_errors_name_the_file(self):
         p = self.file("bad.safetensors", b"\1\2")
