@@ -17,6 +17,7 @@ even need torch.
 
 Command line (python3 python/fnn_torch.py -h):
     eval CHECKPOINT [--data DIR]    test accuracy of a fnn-train checkpoint, computed by torch
+         [--architecture TEXT]      (for a checkpoint without "fnn.architecture" metadata)
     inspect CHECKPOINT              metadata and tensors
     convert IN OUT                  .pt/.pth (torch.save of a state_dict or a module) <-> .safetensors
 
@@ -436,6 +437,11 @@ def load_into(module, path, strict=True):
     shape differs is always an error (torch would convert dtypes silently; fnn does not).
     """
     state, metadata = load_state_dict(path)
+    _copy_into(module, state, path, strict)
+    return metadata
+
+
+def _copy_into(module, state, path, strict):
     own = module.state_dict()
     table = _torch_dtypes()
     missing, differs, unexpected = _mismatches(path, own, state, table)
@@ -445,9 +451,9 @@ def load_into(module, path, strict=True):
             lines = "".join(f"\n    {_spec(k, _dtype_name(v, table), tuple(v.shape))}" for k, v in d.items())
             return lines or "\n    (none)"
         _fail(path, f"the checkpoint does not match this {type(module).__name__}:"
-                    + "".join(f"\n    {p}" for p in problems) + f"\n  expected:{listing(own)}\n  found:{listing(state)}")
+                    + "".join(f"\n    {p}" for p in problems)
+                    + f"\n  expected:{listing(own)}\n  found:{listing(state)}")
     module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=strict)
-    return metadata
 
 
 # ---------------------------------------------------------------------------------------------- architecture
@@ -524,17 +530,19 @@ def _build_layer(path, i, kind, state, nn):
                 f"layer_norm, {', '.join(acts)}); build the nn.Sequential yourself and call load_into(model, path)")
 
 
-def sequential_from_checkpoint(path):
+def sequential_from_checkpoint(path, architecture=None):
     """(torch.nn.Sequential in eval mode with the checkpoint loaded, metadata) of a checkpoint whose metadata
-    has "fnn.architecture" (fnn-train writes it). Layer sizes come from the tensors and are checked against
-    the size chain of the architecture; loading is strict. Call .train() on the model to fine-tune it."""
+    has "fnn.architecture" (fnn-train writes it), or of any checkpoint given the architecture text (see
+    parse_architecture). Layer sizes come from the tensors and are checked against the size chain of the
+    architecture; loading is strict. Call .train() on the model to fine-tune it."""
     torch = _torch()
     nn = torch.nn
     raws, metadata = read_safetensors(path)
-    arch = metadata.get("fnn.architecture")
+    arch = architecture or metadata.get("fnn.architecture")
     if not arch:
         _fail(path, "no \"fnn.architecture\" in the metadata, so the layers without tensors (activations) are "
-                    "unknown; build the nn.Sequential yourself and call load_into(model, path)")
+                    "unknown; pass the architecture (e.g. '784-256-10 (dense, relu) x1, dense'), or build the "
+                    "nn.Sequential yourself and call load_into(model, path)")
     try:
         sizes, kinds = parse_architecture(arch)
     except CheckpointError as e:
@@ -547,7 +555,7 @@ def sequential_from_checkpoint(path):
         if chain != sizes:
             _fail(path, f"architecture '{arch}' says sizes {'-'.join(map(str, sizes))}, the dense layers' tensors "
                         f"say {'-'.join(map(str, chain)) or '(no dense layer)'}")
-    load_into(model, path)
+    _copy_into(model, state, path, strict=True)
     return model.eval(), metadata
 
 
@@ -598,7 +606,7 @@ def evaluate(model, images, labels, batch=1000):
 
 def _cmd_eval(args):
     torch = _torch()
-    model, metadata = sequential_from_checkpoint(args.checkpoint)
+    model, metadata = sequential_from_checkpoint(args.checkpoint, args.architecture)
     dims, pixels = _read_idx(_find_split(args.data, "t10k-images-idx3-ubyte"), 0x803)
     ldims, label_bytes = _read_idx(_find_split(args.data, "t10k-labels-idx1-ubyte"), 0x801)
     if ldims[0] != dims[0]:
@@ -673,6 +681,8 @@ def main(argv=None):
     p.add_argument("checkpoint")
     p.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
                    help="directory with t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz]")
+    p.add_argument("--architecture", help="for checkpoints without \"fnn.architecture\" metadata, e.g. "
+                                          "'784-256-256-10 (dense, batch_norm, gelu) x2, dense' (fnn-train's)")
     p.set_defaults(run=_cmd_eval)
     p = sub.add_parser("inspect", help="metadata and tensors of a safetensors file")
     p.add_argument("checkpoint")

@@ -7,9 +7,7 @@
 The round trips against fnn itself (fnn writes, torch computes the same logits, torch writes, fnn agrees) are
 in tests/unit/train/interop_tests.cpp, which drives tests/unit/train/torch_interop.py.
 """
-import contextlib
 import gzip
-import io
 import json
 import math
 import os
@@ -110,7 +108,8 @@ class FormatTests(TempDir, unittest.TestCase):
         with open(path, "wb") as f:
             f.write(struct.pack("<Q", fnn_torch.MAX_HEADER + 8))
             f.truncate(fnn_torch.MAX_HEADER + 16)
-        with self.assertRaisesRegex(fnn_torch.CheckpointError, r"header length 100000008 exceeds the limit of 100000000"):
+        with self.assertRaisesRegex(fnn_torch.CheckpointError,
+                                    r"header length 100000008 exceeds the limit of 100000000"):
             fnn_torch.read_safetensors(path)
 
     def test_overlapping_offsets(self):
@@ -143,7 +142,8 @@ class FormatTests(TempDir, unittest.TestCase):
         self.assert_rejected(one({"data_offsets": [0.0, 4]}), "data_offsets begin must be a non-negative integer")
         self.assert_rejected(one({"data_offsets": [0]}), "tensor 'w' data_offsets must be [begin, end]")
         self.assert_rejected(one({"data_offsets": [4, 0]}), "data_offsets [4, 0] are out of bounds")
-        self.assert_rejected(encode({"w": {"dtype": "F32", "shape": [1]}}, bytes(4)), "tensor 'w' has no \"data_offsets\"")
+        self.assert_rejected(encode({"w": {"dtype": "F32", "shape": [1]}}, bytes(4)),
+                             "tensor 'w' has no \"data_offsets\"")
         self.assert_rejected(encode({"w": [1, 2]}), "tensor 'w' must be an object")
 
     def test_bad_json_and_metadata(self):
@@ -153,7 +153,8 @@ class FormatTests(TempDir, unittest.TestCase):
         self.assert_rejected(encode(b'{"\xff": 1}'), "header is not UTF-8 (byte offset 10)")
         dup = b'{"w": {"dtype": "F32", "shape": [], "data_offsets": [0, 4]}, "w": {}}'
         self.assert_rejected(encode(dup, bytes(4)), "duplicate key \"w\" in the header")
-        self.assert_rejected(encode({"__metadata__": {"epoch": 3}}), "\"__metadata__\" value of \"epoch\" must be a string")
+        self.assert_rejected(encode({"__metadata__": {"epoch": 3}}),
+                             "\"__metadata__\" value of \"epoch\" must be a string")
         self.assert_rejected(encode({"__metadata__": ["x"]}), "\"__metadata__\" must be an object")
 
     def test_missing_file_and_directory(self):
@@ -177,7 +178,8 @@ class FormatTests(TempDir, unittest.TestCase):
     def test_writer_checks_before_writing_and_keeps_the_old_file(self):
         path = self.file("keep.safetensors", b"old contents")
         cases = [
-            ([fnn_torch.RawTensor("w", "F32", (3,), bytes(8))], None, "tensor 'w': shape [3] of F32 needs 3 x 4 bytes, got 8"),
+            ([fnn_torch.RawTensor("w", "F32", (3,), bytes(8))], None,
+             "tensor 'w': shape [3] of F32 needs 3 x 4 bytes, got 8"),
             ([fnn_torch.RawTensor("w", "F31", (1,), bytes(4))], None, "tensor 'w': unknown dtype 'F31'"),
             ([fnn_torch.RawTensor("w", "U8", (1,), b"1")] * 2, None, "duplicate tensor name 'w'"),
             ([fnn_torch.RawTensor("__metadata__", "U8", (1,), b"1")], None, "invalid tensor name '__metadata__'"),
@@ -282,7 +284,8 @@ class TorchTests(TempDir, unittest.TestCase):
         self.assertFalse(os.listdir(self.dir))
         if not hasattr(torch, "uint16"):  # torch 1.13: a valid file whose dtype torch cannot hold
             fnn_torch.write_safetensors(self.path("u16.safetensors"), [fnn_torch.RawTensor("h", "U16", (1,), b"\1\0")])
-            with self.assertRaisesRegex(fnn_torch.CheckpointError, r"u16.safetensors: tensor 'h' has dtype U16, for which torch"):
+            with self.assertRaisesRegex(fnn_torch.CheckpointError,
+                                        r"u16.safetensors: tensor 'h' has dtype U16, for which torch"):
                 fnn_torch.load_state_dict(self.path("u16.safetensors"))
 
     def test_load_into_is_strict_and_names_every_difference(self):
@@ -293,7 +296,8 @@ class TorchTests(TempDir, unittest.TestCase):
         with self.assertRaises(fnn_torch.CheckpointError) as cm:
             fnn_torch.load_into(other, self.path("m.safetensors"))
         message = str(cm.exception)
-        self.assertTrue(message.startswith(self.path("m.safetensors") + ": the checkpoint does not match this Sequential:"))
+        self.assertTrue(message.startswith(self.path("m.safetensors") +
+                                           ": the checkpoint does not match this Sequential:"), message)
         for line in ["differs: expected 0.weight F32 [32, 784], found 0.weight F32 [16, 784]",
                      "differs: expected 0.bias F32 [32], found 0.bias F32 [16]",
                      "differs: expected 3.weight F64 [16, 16], found 3.weight F32 [16, 16]",
@@ -324,6 +328,12 @@ class TorchTests(TempDir, unittest.TestCase):
         x = torch.rand(9, 784)
         with torch.no_grad():
             self.assertTrue(torch.equal(built(x), m(x)))
+        # A plain torch state_dict (no metadata) with the architecture given.
+        fnn_torch.save_state_dict(self.path("plain.safetensors"), m.state_dict())
+        built, meta = fnn_torch.sequential_from_checkpoint(self.path("plain.safetensors"), architecture())
+        self.assertEqual(meta, {})
+        with torch.no_grad():
+            self.assertTrue(torch.equal(built(x), m(x)))
 
     def test_sequential_from_checkpoint_knows_the_activations(self):
         for kind, cls in [("relu", nn.ReLU), ("tanh", nn.Tanh), ("sigmoid", nn.Sigmoid), ("swish", nn.SiLU)]:
@@ -336,7 +346,8 @@ class TorchTests(TempDir, unittest.TestCase):
             with torch.no_grad():
                 self.assertTrue(torch.equal(built(x), m(x)), kind)
         m = nn.Sequential(nn.Linear(6, 4), nn.GELU(approximate="tanh"), nn.Linear(4, 3))
-        fnn_torch.save_state_dict(self.path("g.safetensors"), m.state_dict(), {"fnn.architecture": "dense, gelu_tanh, dense"})
+        fnn_torch.save_state_dict(self.path("g.safetensors"), m.state_dict(),
+                                  {"fnn.architecture": "dense, gelu_tanh, dense"})
         self.assertEqual(fnn_torch.sequential_from_checkpoint(self.path("g.safetensors"))[0][1].approximate, "tanh")
 
     def test_sequential_from_checkpoint_errors(self):
@@ -347,7 +358,8 @@ class TorchTests(TempDir, unittest.TestCase):
             ({"fnn.architecture": architecture(hidden=32)},
              "architecture '784-32-32-10 (dense, batch_norm, gelu) x2, dense' says sizes 784-32-32-10, "
              "the dense layers' tensors say 784-16-16-10"),
-            ({"fnn.architecture": "784-16-16-10 (dense, batch_norm, mish) x2, dense"}, "layer 2: fnn layer 'mish' has no"),
+            ({"fnn.architecture": "784-16-16-10 (dense, batch_norm, mish) x2, dense"},
+             "layer 2: fnn layer 'mish' has no"),
             ({"fnn.architecture": "784-16-16-10 (dense, gelu, batch_norm) x2, dense"},
              "layer 2 (batch_norm) needs a rank-1 tensor '2.weight', it is absent"),
             ({"fnn.architecture": "784-16-16 (dense, batch_norm, gelu) x2"}, "unexpected: 6.weight F32 [10, 16]"),
@@ -390,6 +402,14 @@ class TorchTests(TempDir, unittest.TestCase):
         data = os.path.join(self.dir, "data")
         self.write_idx(data, images, labels, gz=True)
         fnn_torch.save_state_dict(self.path("m.safetensors"), m.state_dict(), {"fnn.architecture": architecture()})
+        fnn_torch.save_state_dict(self.path("plain.safetensors"), m.state_dict())
+        rc, out, err = self.run_cli("eval", self.path("plain.safetensors"), "--data", data)
+        self.assertEqual(rc, 1)
+        self.assertIn("no \"fnn.architecture\" in the metadata", err)
+        rc, out, err = self.run_cli("eval", self.path("plain.safetensors"), "--data", data,
+                                    "--architecture", architecture())
+        self.assertEqual(rc, 0, err)
+        self.assertIn("(263/300 correct", out)
         rc, out, err = self.run_cli("eval", self.path("m.safetensors"), "--data", data)
         self.assertEqual(rc, 0, err)
         self.assertIn("test accuracy 0.8767", out)

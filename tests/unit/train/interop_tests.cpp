@@ -59,7 +59,8 @@ python_eval run_python_eval(const std::filesystem::path& checkpoint, const std::
   char buf[512];
   while (std::fgets(buf, sizeof buf, p.get()) != nullptr) r.output += buf;
   const auto at = r.output.find("test loss ");
-  if (at != std::string::npos) std::sscanf(r.output.c_str() + at, "test loss %lf (%ld/%ld", &r.loss, &r.correct, &r.total);
+  if (at != std::string::npos)
+    std::sscanf(r.output.c_str() + at, "test loss %lf (%ld/%ld", &r.loss, &r.correct, &r.total);
   return r;
 }
 
