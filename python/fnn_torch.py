@@ -78,8 +78,12 @@ class RawTensor:
         return n
 
 
+def _error(path, what):
+    return CheckpointError(f"{os.fspath(path)}: {what}")
+
+
 def _fail(path, what):
-    raise CheckpointError(f"{os.fspath(path)}: {what}")
+    raise _error(path, what)
 
 
 def _shape_text(shape):
@@ -109,16 +113,16 @@ def _parse_json(path, raw):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        _fail(path, f"header is not UTF-8 (byte offset {8 + e.start})")
+        raise _error(path, f"header is not UTF-8 (byte offset {8 + e.start})") from None
     try:
         return json.loads(text, object_pairs_hook=_unique_pairs, parse_constant=_reject_constant)
     except _DuplicateKey as e:
-        _fail(path, f"duplicate key \"{e.args[0]}\" in the header")
+        raise _error(path, f"duplicate key \"{e.args[0]}\" in the header") from None
     except json.JSONDecodeError as e:
         at = 8 + len(text[: e.pos].encode("utf-8"))
-        _fail(path, f"{e.msg} at byte offset {at} (in the header)")
+        raise _error(path, f"{e.msg} at byte offset {at} (in the header)") from None
     except ValueError as e:
-        _fail(path, f"{e} (in the header)")
+        raise _error(path, f"{e} (in the header)") from None
 
 
 def _is_int(v):
@@ -196,7 +200,7 @@ def read_safetensors(path):
     try:
         f = open(path, "rb")
     except OSError as e:
-        _fail(path, f"cannot open for reading: {e.strerror}")
+        raise _error(path, f"cannot open for reading: {e.strerror}") from None
     with f:
         file_size = os.fstat(f.fileno()).st_size
         if file_size < 8:
@@ -286,7 +290,7 @@ def _write_atomically(path, chunks):
         except FileExistsError:
             continue
         except OSError as e:
-            _fail(path, f"cannot create a temporary file {tmp} for writing: {e.strerror}")
+            raise _error(path, f"cannot create a temporary file {tmp} for writing: {e.strerror}") from None
     if fd < 0:
         _fail(path, f"cannot create a temporary file {tmp} for writing: names exhausted")
     committed = False
@@ -297,17 +301,17 @@ def _write_atomically(path, chunks):
                 try:
                     f.write(c)
                 except OSError as e:
-                    _fail(path, f"write to {tmp} failed at byte offset {written}: {e.strerror}")
+                    raise _error(path, f"write to {tmp} failed at byte offset {written}: {e.strerror}") from None
                 written += len(c)
             try:
                 f.flush()
                 os.fsync(f.fileno())  # before the rename, or a crash can leave the new name on lost data
             except OSError as e:
-                _fail(path, f"fsync of {tmp} failed: {e.strerror}")
+                raise _error(path, f"fsync of {tmp} failed: {e.strerror}") from None
         try:
             os.replace(tmp, path)
         except OSError as e:
-            _fail(path, f"cannot rename {tmp} over it: {e.strerror}")
+            raise _error(path, f"cannot rename {tmp} over it: {e.strerror}") from None
         committed = True
     finally:
         if not committed:
@@ -546,7 +550,7 @@ def sequential_from_checkpoint(path, architecture=None):
     try:
         sizes, kinds = parse_architecture(arch)
     except CheckpointError as e:
-        _fail(path, str(e))
+        raise _error(path, str(e)) from None
     state = {r.name: to_torch(r, path) for r in raws}
     model = nn.Sequential(*[_build_layer(path, i, k, state, nn) for i, k in enumerate(kinds)])
     if sizes is not None:
@@ -567,7 +571,7 @@ def _read_idx(path, magic):
         with opener(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        _fail(path, f"cannot read: {e}")
+        raise _error(path, f"cannot read: {e}") from None
     if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != magic:
         _fail(path, f"not an IDX file with magic 0x{magic:08x}")
     rank = magic & 0xFF
