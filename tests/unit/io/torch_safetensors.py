@@ -1,17 +1,19 @@
-"""Byte-level safetensors interop with PyTorch, without the safetensors package (Debian has none).
+"""Byte-level safetensors interop with PyTorch, through python/fnn_torch.py (Debian has no safetensors package).
 
-    torch_safetensors.py write PATH   builds tensors with torch and writes them by hand (struct + json)
-    torch_safetensors.py check PATH   reads a file written by fnn by hand (torch.frombuffer) and compares
+    torch_safetensors.py write PATH   builds tensors with torch and writes them with fnn_torch.save_state_dict
+    torch_safetensors.py check PATH   reads a file written by fnn with fnn_torch.load_state_dict and compares
 
-Both sides use the same literal values as test_torch_interop.cpp. Exit code 0 means the check passed.
+Both sides use the same literal values as test_torch_interop.cpp. Exit code 0 means the check passed. (fnn's
+acceptance of unpadded headers, which this module never writes, is tested in test_safetensors.cpp.)
 """
-import json
+import os
 import struct
 import sys
 
 import torch
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "I32": torch.int32, "BF16": torch.bfloat16}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "python"))
+import fnn_torch  # noqa: E402
 
 
 def expected():
@@ -24,44 +26,29 @@ def expected():
     }
 
 
-def raw_bytes(t):
-    return bytes(t.contiguous().reshape(-1).view(torch.uint8).tolist())
-
-
 def write(path):
-    header, data = {"__metadata__": {"format": "pt", "source": "torch"}}, b""
-    names = {v: k for k, v in DTYPES.items()}
-    for name, t in expected().items():
-        blob = raw_bytes(t)
-        header[name] = {"dtype": names[t.dtype], "shape": list(t.shape), "data_offsets": [len(data), len(data) + len(blob)]}
-        data += blob
-    text = json.dumps(header).encode("utf-8")  # deliberately not padded: readers must not require it
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + data)
+    fnn_torch.save_state_dict(path, expected(), {"format": "pt", "source": "torch"})
 
 
 def check(path):
-    raw = open(path, "rb").read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n % 8 != 0:
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+    if n % 8 != 0:  # fnn pads, as the reference writer does, so that the data section is aligned
         print(f"header length {n} is not a multiple of 8")
         return 1
-    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
-    data = raw[8 + n :]
-    if header.pop("__metadata__", None) != {"format": "pt", "source": "fnn"}:
-        print("metadata differs")
+    got, metadata = fnn_torch.load_state_dict(path)
+    if metadata != {"format": "pt", "source": "fnn"}:
+        print(f"metadata differs: {metadata}")
         return 1
     want = expected()
-    if sorted(header) != sorted(want):
-        print(f"tensor names {sorted(header)} != {sorted(want)}")
+    if sorted(got) != sorted(want):
+        print(f"tensor names {sorted(got)} != {sorted(want)}")
         return 1
-    for name, info in header.items():
-        begin, end = info["data_offsets"]
-        got = torch.frombuffer(bytearray(data[begin:end]), dtype=DTYPES[info["dtype"]]).reshape(info["shape"])
-        if got.dtype != want[name].dtype or not torch.equal(got, want[name]):
-            print(f"tensor {name}: got {got}, expected {want[name]}")
+    for name, t in got.items():
+        if t.dtype != want[name].dtype or not torch.equal(t, want[name]):
+            print(f"tensor {name}: got {t}, expected {want[name]}")
             return 1
-        if torch.is_floating_point(got) and not torch.equal(torch.signbit(got), torch.signbit(want[name])):
+        if torch.is_floating_point(t) and not torch.equal(torch.signbit(t), torch.signbit(want[name])):
             print(f"tensor {name}: signs of zeros differ")
             return 1
     return 0

@@ -1,55 +1,26 @@
-"""PyTorch side of the fnn_train interop tests (run with Debian's /usr/bin/python3, torch 1.13).
+"""PyTorch side of the fnn_train interop tests (run with Debian's /usr/bin/python3, torch 1.13), through
+python/fnn_torch.py, the module users are pointed at.
 
   torch_interop.py make DIR    writes DIR/torch_model.safetensors (state_dict of a random
                                nn.Sequential(Linear(784,256), BatchNorm1d(256), GELU(), Linear(256,10)))
                                and DIR/torch_io.safetensors (inputs "x" and eval-mode logits "logits")
-  torch_interop.py check DIR   loads DIR/fnn_model.safetensors into the same nn.Sequential (strict) and
-                               compares its eval-mode logits on DIR/fnn_io.safetensors "x" with "logits";
-                               exit 0 when they agree within 1e-5
-
-There is no safetensors package on Debian, so the format (8-byte little-endian header length, JSON
-header, raw little-endian data) is written and read by hand here.
+  torch_interop.py check DIR   loads DIR/fnn_model.safetensors into the same nn.Sequential (load_into, strict)
+                               and compares its eval-mode logits on DIR/fnn_io.safetensors "x" with "logits"
+  torch_interop.py main DIR    the fnn-train round trip: rebuilds the network of DIR/run/model.safetensors with
+                               sequential_from_checkpoint and compares its logits on DIR/fnn_io.safetensors "x"
+                               with fnn's; then trains it 3 SGD steps on "x" / "y" and writes
+                               DIR/torch_tuned.safetensors (with the checkpoint's metadata) and
+                               DIR/torch_io.safetensors ("x", the tuned model's eval-mode "logits")
+Exit 0 when the logits agree within 1e-5 (relative to the largest logit, at least 1).
 """
-import json
-import struct
+import os
 import sys
 
-import numpy as np
 import torch
 from torch import nn
 
-DTYPES = {"F32": np.float32, "I64": np.int64, "F64": np.float64}
-
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy()
-        dt = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
-        b = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + n])
-    body = data[8 + n :]
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        a = np.frombuffer(body[b:e], dtype=np.dtype(DTYPES[info["dtype"]]).newbyteorder("<"))
-        out[name] = torch.from_numpy(a.reshape(info["shape"]).astype(DTYPES[info["dtype"]]))
-    return out
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "python"))
+import fnn_torch  # noqa: E402
 
 
 def model():
@@ -69,28 +40,52 @@ def make(d):
     x = torch.rand(7, 784)
     with torch.no_grad():
         y = m(x)
-    write_safetensors(f"{d}/torch_model.safetensors", m.state_dict())
-    write_safetensors(f"{d}/torch_io.safetensors", {"x": x, "logits": y})
+    fnn_torch.save_state_dict(f"{d}/torch_model.safetensors", m.state_dict())
+    fnn_torch.save_state_dict(f"{d}/torch_io.safetensors", {"x": x, "logits": y})
+    return 0
+
+
+def agree(what, y, expected):
+    err = (y - expected).abs().max().item()
+    tol = 1e-5 * max(1.0, expected.abs().max().item())
+    print(f"{what}: max abs difference {err:.3g} (tolerance {tol:.3g})")
+    return err <= tol
 
 
 def check(d):
     m = model()
-    sd = read_safetensors(f"{d}/fnn_model.safetensors")
-    m.load_state_dict(sd, strict=True)
+    fnn_torch.load_into(m, f"{d}/fnn_model.safetensors")
     m.eval()
-    io = read_safetensors(f"{d}/fnn_io.safetensors")
+    io, _ = fnn_torch.load_state_dict(f"{d}/fnn_io.safetensors")
     with torch.no_grad():
         y = m(io["x"])
-    err = (y - io["logits"]).abs().max().item()
-    tol = 1e-5 * max(1.0, io["logits"].abs().max().item())
-    print(f"torch vs fnn logits: max abs difference {err:.3g} (tolerance {tol:.3g}); "
-          f"num_batches_tracked {int(m[1].num_batches_tracked)}")
-    return 0 if err <= tol else 1
+    print(f"num_batches_tracked {int(m[1].num_batches_tracked)}")
+    return 0 if agree("torch vs fnn logits", y, io["logits"]) else 1
+
+
+def main_job(d):
+    m, metadata = fnn_torch.sequential_from_checkpoint(f"{d}/run/model.safetensors")
+    io, _ = fnn_torch.load_state_dict(f"{d}/fnn_io.safetensors")
+    with torch.no_grad():
+        y = m(io["x"])
+    if not agree("fnn-train checkpoint, torch vs fnn logits", y, io["logits"]):
+        return 1
+    # Fine-tune in torch: train mode moves the weights, the running statistics and the batch counters.
+    torch.manual_seed(5)
+    m.train()
+    opt = torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(m(io["x"]), io["y"]).backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        y = m(io["x"])
+    fnn_torch.save_state_dict(f"{d}/torch_tuned.safetensors", m.state_dict(), metadata)
+    fnn_torch.save_state_dict(f"{d}/torch_io.safetensors", {"x": io["x"], "logits": y})
+    return 0
 
 
 if __name__ == "__main__":
     mode, d = sys.argv[1], sys.argv[2]
-    if mode == "make":
-        make(d)
-        sys.exit(0)
-    sys.exit(check(d))
+    sys.exit({"make": make, "check": check, "main": main_job}[mode](d))
