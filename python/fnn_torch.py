@@ -38,6 +38,7 @@ import gzip
 import io
 import itertools
 import json
+import math
 import os
 import re
 import struct
@@ -608,6 +609,42 @@ def evaluate(model, images, labels, batch=1000):
     return correct, loss / max(len(labels), 1)
 
 
+def standardization(path, metadata):
+    """(mean, std) float32 tensors of an fnn-train --standardize checkpoint, or None.
+
+    fnn-train keeps them in the model's metadata ("fnn.standardize.mean" / ".std", comma-separated, exact as
+    %.9g); earlier versions wrote a side file named by "standardize", read only as a plain file name in the
+    checkpoint's directory (as fnn-eval does).
+    """
+    torch = _torch()
+    keys = ("fnn.standardize.mean", "fnn.standardize.std")
+    if any(k in metadata for k in keys):
+        out = []
+        for k in keys:
+            if k not in metadata:
+                _fail(path, f"__metadata__ has {keys[0] if k == keys[1] else keys[1]} but not {k}")
+            try:
+                values = [float(v) for v in metadata[k].split(",")]
+            except ValueError:
+                _fail(path, f"__metadata__ \"{k}\" is not a comma-separated list of numbers")
+            if not all(math.isfinite(v) for v in values) or (k.endswith("std") and not all(v > 0 for v in values)):
+                _fail(path, f"__metadata__ \"{k}\" holds a non-finite{' or non-positive' if k.endswith('std') else ''} value")
+            out.append(torch.tensor(values, dtype=torch.float32))
+        if out[0].numel() != out[1].numel():
+            _fail(path, f"standardization mean has {out[0].numel()} values, std {out[1].numel()}")
+        return tuple(out)
+    name = metadata.get("standardize", "")
+    if not name:
+        return None
+    if "/" in name or name in (".", ".."):
+        _fail(path, f"__metadata__ \"standardize\" must be a file name in the checkpoint's directory, got \"{name}\"")
+    side = os.path.join(os.path.dirname(path), name)
+    if not os.path.isfile(side) or os.path.islink(side):
+        _fail(side, "named as standardization statistics, but it is missing or not a regular file")
+    stats, _ = load_state_dict(side)
+    return stats["mean"], stats["std"]
+
+
 def _cmd_eval(args):
     torch = _torch()
     model, metadata = sequential_from_checkpoint(args.checkpoint, args.architecture)
@@ -622,9 +659,9 @@ def _cmd_eval(args):
     # pixel / 255 in float32, as fnn::io::pixels_to_float computes it.
     x = torch.frombuffer(bytearray(pixels), dtype=torch.uint8).reshape(dims[0], features).float() / 255
     y = torch.frombuffer(bytearray(label_bytes), dtype=torch.uint8).long()
-    if metadata.get("standardize"):  # fnn-train --standardize: statistics saved next to the model
-        stats, _ = load_state_dict(os.path.join(os.path.dirname(args.checkpoint), metadata["standardize"]))
-        x = (x - stats["mean"]) / stats["std"]
+    stats = standardization(args.checkpoint, metadata)
+    if stats is not None:
+        x = (x - stats[0]) / stats[1]
     correct, loss = evaluate(model, x, y)
     print(f"test accuracy {correct / max(len(y), 1):.4f}  test loss {loss:.6f}  ({correct}/{len(y)} correct, "
           f"{args.checkpoint}, torch {torch.__version__})")

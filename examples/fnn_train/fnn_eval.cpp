@@ -14,22 +14,6 @@
 
 namespace {
 
-// The standardization a checkpoint was trained with: in its metadata, or (older checkpoints) in a side file
-// next to it; none if it names neither.
-std::optional<fnn_train::standardizer> standardization_of(const fnn::io::safetensors_file& f) {
-  const auto& m = f.metadata;
-  if (m.count("fnn.standardize.mean") || m.count("fnn.standardize.std")) {
-    if (!m.count("fnn.standardize.mean") || !m.count("fnn.standardize.std"))
-      throw fnn::io_error(f.path.string() + ": __metadata__ has only one of fnn.standardize.mean / .std");
-    return fnn_train::standardizer{
-        fnn_train::standardizer::from_text(f.path, "fnn.standardize.mean", m.at("fnn.standardize.mean")),
-        fnn_train::standardizer::from_text(f.path, "fnn.standardize.std", m.at("fnn.standardize.std"))};
-  }
-  const auto it = m.find("standardize");
-  if (it == m.end() || it->second.empty()) return std::nullopt;
-  return fnn_train::standardizer::load(fnn_train::standardize_path_of(f.path, it->second));
-}
-
 // The first lines of a long mismatch report: the differences, not the two full tensor lists.
 std::string first_lines(const std::string& s, int n) {
   std::size_t at = 0;
@@ -51,7 +35,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto file = fnn::io::read_safetensors(checkpoint);
-    const auto stdz = standardization_of(file);
+    const auto stdz = fnn_train::standardization_of(file);
     const auto layers = file.metadata.find("fnn.layers");
     const std::string typed_layers = fnn::layers_text<fnn_train::net_t>();
     std::optional<fnn_train::net_t> net;

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <random>
 #include <span>
 #include <sstream>
@@ -205,6 +206,21 @@ inline std::filesystem::path standardize_path_of(const std::filesystem::path& ch
                         (ec || st.type() == std::filesystem::file_type::not_found ? std::string("missing")
                                                                                   : std::string("not a regular file")));
   return path;
+}
+
+// The standardization a checkpoint was trained with: in its metadata, or (older checkpoints) in a side file
+// next to it; none if it names neither.
+inline std::optional<standardizer> standardization_of(const fnn::io::safetensors_file& f) {
+  const auto& m = f.metadata;
+  if (m.count("fnn.standardize.mean") || m.count("fnn.standardize.std")) {
+    if (!m.count("fnn.standardize.mean") || !m.count("fnn.standardize.std"))
+      throw fnn::io_error(f.path.string() + ": __metadata__ has only one of fnn.standardize.mean / .std");
+    return standardizer{standardizer::from_text(f.path, "fnn.standardize.mean", m.at("fnn.standardize.mean")),
+                        standardizer::from_text(f.path, "fnn.standardize.std", m.at("fnn.standardize.std"))};
+  }
+  const auto it = m.find("standardize");
+  if (it == m.end() || it->second.empty()) return std::nullopt;
+  return standardizer::load(standardize_path_of(f.path, it->second));
 }
 
 struct evaluation {

@@ -83,7 +83,7 @@ BOOST_AUTO_TEST_CASE(fnn_train_checkpoint_round_trips_through_fnn_torch) {
   o.epochs = 1;
   o.subset = 100;  // 2 steps at a small lr: a model that is still wrong often, so the correct counts say something
   o.lr = 1e-4f;
-  o.standardize = true;  // so eval must apply the statistics file the metadata names
+  o.standardize = true;  // so eval must apply the statistics the metadata holds
   o.quiet = true;
   fnn_train::train(o);
   fnn_train::net_t net;
@@ -116,8 +116,9 @@ BOOST_AUTO_TEST_CASE(fnn_train_checkpoint_round_trips_through_fnn_torch) {
   BOOST_TEST(moved > 1e-3, "torch's 3 steps changed the logits by " << moved);
 
   // The same test accuracy and loss from torch as from fnn.
-  const auto stdz = fnn_train::standardizer::load(o.out / fnn_train::standardize_file);
-  const auto e = fnn_train::evaluate(net, test, &stdz);
+  const auto stdz = fnn_train::standardization_of(fnn::io::read_safetensors(o.out / "model.safetensors"));
+  BOOST_TEST_REQUIRE(stdz.has_value());
+  const auto e = fnn_train::evaluate(net, test, &*stdz);
   long correct = 0;
   for (int c = 0; c < fnn_train::classes; ++c) correct += e.confusion[std::size_t(c)][std::size_t(c)];
   const auto py = run_python_eval(o.out / "model.safetensors", o.data);
