@@ -1,14 +1,45 @@
-# Installs fnn from the build tree into a prefix, then configures, builds and runs a separate
-# project that uses find_package(fnn CONFIG). Fails on the first step that fails.
+# Installs fnn from the build tree into a prefix, then configures, builds and runs a separate project that
+# uses find_package(fnn CONFIG), as a user would: only -DCMAKE_BUILD_TYPE=Release and MODE's flags. Fails on
+# the first step that fails.
+#   MODE=release  plain Release: fnn::fnn must run the widest SIMD kernels of this CPU, fnn::portable the
+#                 baseline ones, and the build must not print fnn's baseline-ISA note
+#   MODE=werror   the same at -O3 -Wall -Wextra -Werror (a warning in fnn's headers breaks such users)
+#   MODE=none     -DFNN_ARCH=none: baseline kernels, and the build prints fnn's baseline-ISA note
 function(step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  message("${out}")
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "consumer test: step failed (${rc}): ${ARGN}")
   endif()
+  set(step_output "${out}" PARENT_SCOPE)
 endfunction()
-file(REMOVE_RECURSE ${WORK}/prefix ${WORK}/build)
-step(${CMAKE_COMMAND} --install ${FNN_BUILD} --prefix ${WORK}/prefix)
-step(${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/build -DCMAKE_PREFIX_PATH=${WORK}/prefix -DCMAKE_BUILD_TYPE=Release
-     -DCMAKE_CXX_COMPILER=${CXX})
-step(${CMAKE_COMMAND} --build ${WORK}/build)
-step(${WORK}/build/consumer)
+
+set(work ${WORK}/${MODE})
+file(REMOVE_RECURSE ${work})
+step(${CMAKE_COMMAND} --install ${FNN_BUILD} --prefix ${work}/prefix)
+set(configure ${CMAKE_COMMAND} -S ${SOURCE} -B ${work}/build -G ${GENERATOR} -DCMAKE_PREFIX_PATH=${work}/prefix
+              -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX})
+set(note "fnn: compiled for x86-64 without AVX2/FMA")
+if(MODE STREQUAL "release")
+  step(${configure})
+elseif(MODE STREQUAL "werror")
+  step(${configure} "-DCMAKE_CXX_FLAGS_RELEASE=-O3 -DNDEBUG" "-DCMAKE_CXX_FLAGS=-Wall -Wextra -Werror")
+elseif(MODE STREQUAL "none")
+  step(${configure} -DFNN_ARCH=none)
+else()
+  message(FATAL_ERROR "consumer test: unknown MODE ${MODE}")
+endif()
+if(MODE STREQUAL "none")
+  step(${CMAKE_COMMAND} --build ${work}/build --target consumer)
+  if(CMAKE_HOST_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64" AND NOT step_output MATCHES "${note}")
+    message(FATAL_ERROR "consumer test: a baseline x86-64 build did not print \"${note}\"")
+  endif()
+  step(${work}/build/consumer baseline)
+else()
+  step(${CMAKE_COMMAND} --build ${work}/build)
+  if(step_output MATCHES "${note}")
+    message(FATAL_ERROR "consumer test: the build printed \"${note}\"")
+  endif()
+  step(${work}/build/consumer widest)
+  step(${work}/build/consumer_portable baseline)
+endif()

@@ -34,7 +34,10 @@ struct aligned_allocator {
 
   T* allocate(std::size_t n) {
     if (n == 0) return nullptr;
-    if (n > std::numeric_limits<std::size_t>::max() / sizeof(T) - huge_page_bytes) throw std::bad_alloc{};
+    // No object may exceed PTRDIFF_MAX bytes; bounding n by it (less the rounding below) also lets GCC see
+    // that the rounded sizes passed to aligned_alloc fit (-Walloc-size-larger-than at -O3 otherwise).
+    constexpr std::size_t max_bytes = std::size_t(std::numeric_limits<std::ptrdiff_t>::max()) - huge_page_bytes;
+    if (n > max_bytes / sizeof(T)) throw std::bad_alloc{};
     const std::size_t bytes = n * sizeof(T);
     if (bytes >= huge_page_threshold) {
       // Large arrays (a data set, big weight and optimizer-state buffers) on transparent huge pages where the

@@ -60,6 +60,8 @@ struct relu_fn {
 template <double Slope>
 struct leaky_relu_fn {
   static constexpr std::string_view name = "leaky_relu";
+  template <std::size_t Index>
+  using parameter_check = typename diagnostics::at_layer<Index>::template leaky_relu_slope<Slope>::must_be_non_negative;
   using init_hint = init::hint<init::he_normal, fnn::detail::constexpr_sqrt(2.0 / (1.0 + Slope * Slope))>;
   template <class T>
   static T f(const T& x) {
@@ -74,6 +76,8 @@ struct leaky_relu_fn {
 template <double Alpha>
 struct elu_fn {
   static constexpr std::string_view name = "elu";
+  template <std::size_t Index>
+  using parameter_check = typename diagnostics::at_layer<Index>::template elu_alpha<Alpha>::must_be_positive;
   using init_hint = init::relu_hint;
   template <class T>
   static T f(const T& x) {
@@ -187,7 +191,21 @@ class activation_layer final : public stateless_layer {
   }
 };
 
-template <class Fn, bool Valid = true>
+namespace detail {
+// The diagnostic that checks an activation's parameter at its layer: Fn::parameter_check<Index>
+// when Fn has a parameter (leaky_relu's slope, elu's alpha), else nothing.
+template <class Fn, std::size_t Index>
+struct parameter_check_of {
+  using type = diagnostics::passes;
+};
+template <class Fn, std::size_t Index>
+  requires requires { typename Fn::template parameter_check<Index>; }
+struct parameter_check_of<Fn, Index> {
+  using type = typename Fn::template parameter_check<Index>;
+};
+}  // namespace detail
+
+template <class Fn>
 struct activation_spec {
   using fnn_layer_spec = void;
   static constexpr layer_role role = layer_role::activation;
@@ -195,7 +213,7 @@ struct activation_spec {
   using init_hint = typename Fn::init_hint;
   template <class T, std::size_t Index, std::size_t In, class>
   struct binder {
-    static_assert(diagnostics::holds<diagnostics::activation_parameter_out_of_range<Index, Valid>>);
+    static_assert(diagnostics::holds<typename detail::parameter_check_of<Fn, Index>::type>);
     using type = activation_layer<T, In, Fn>;
   };
   template <class T, std::size_t Index, std::size_t In, class Hint>
@@ -206,9 +224,9 @@ struct sigmoid final : activation_spec<act::sigmoid_fn> {};
 struct tanh final : activation_spec<act::tanh_fn> {};
 struct relu final : activation_spec<act::relu_fn> {};
 template <double Slope = 0.01>
-struct leaky_relu final : activation_spec<act::leaky_relu_fn<Slope>, (Slope >= 0)> {};
+struct leaky_relu final : activation_spec<act::leaky_relu_fn<Slope>> {};
 template <double Alpha = 1.0>
-struct elu final : activation_spec<act::elu_fn<Alpha>, (Alpha > 0)> {};
+struct elu final : activation_spec<act::elu_fn<Alpha>> {};
 struct selu final : activation_spec<act::selu_fn> {};
 struct gelu final : activation_spec<act::gelu_fn> {};
 struct gelu_tanh final : activation_spec<act::gelu_tanh_fn> {};
@@ -309,7 +327,9 @@ struct maxout final {
   using init_hint = init::xavier_hint;  // Goodfellow et al. used uniform/Glorot-style init for maxout
   template <class T, std::size_t Index, std::size_t In, class>
   struct binder {
-    static_assert(diagnostics::holds<diagnostics::maxout_pieces_must_divide_features<Index, In, Pieces>>);
+    using at = diagnostics::at_layer<Index>;
+    using check = typename at::template maxout_pieces<Pieces>::template must_divide_in_features<In>;
+    static_assert(diagnostics::holds<check>);
     using type = maxout_layer<T, In, (Pieces == 0 ? 1 : Pieces)>;
   };
   template <class T, std::size_t Index, std::size_t In, class Hint>

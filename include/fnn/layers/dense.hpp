@@ -100,8 +100,10 @@ struct dense_spec {
 
   template <class T, std::size_t Index, std::size_t InFeatures, class InitHint>
   struct binder {
-    static_assert(diagnostics::holds<diagnostics::features_must_be_positive<Index, Out>>);
-    static_assert(diagnostics::holds<diagnostics::dense_in_features_mismatch<Index, InFeatures, (In == 0 ? InFeatures : In)>>);
+    using at = diagnostics::at_layer<Index>;
+    static_assert(diagnostics::holds<typename at::template dense_declares_out_features<Out>::which_must_be_positive>);
+    static_assert(diagnostics::holds<typename at::template dense_declares_in_features<(
+                      In == 0 ? InFeatures : In)>::template but_the_previous_layer_produces<InFeatures>>);
     using type = dense_layer<T, InFeatures, (Out == 0 ? 1 : Out), Init, InitHint, Bias>;
   };
   template <class T, std::size_t Index, std::size_t InFeatures, class InitHint>
@@ -111,8 +113,9 @@ struct dense_spec {
 namespace detail {
 template <std::size_t... Dims>
 struct dense_dims {
-  static_assert(diagnostics::holds<diagnostics::dense_takes_one_or_two_sizes<sizeof...(Dims)>>);
-  static constexpr std::size_t in = 0, out = 0;
+  static_assert(diagnostics::holds<typename diagnostics::dense_is_given_sizes<sizeof...(Dims)>::but_takes_one_or_two>);
+  // A valid width, so that the wrong size count is the only error.
+  static constexpr std::size_t in = 0, out = 1;
 };
 template <std::size_t Out>
 struct dense_dims<Out> {

@@ -50,7 +50,8 @@ struct dropout final {
   static constexpr layer_role role = layer_role::regularization;
   template <class T, std::size_t Index, std::size_t In, class>
   struct binder {
-    static_assert(diagnostics::holds<diagnostics::dropout_probability_out_of_range<Index, (P >= 0.0 && P < 1.0)>>);
+    using at = diagnostics::at_layer<Index>;
+    static_assert(diagnostics::holds<typename at::template dropout_probability<P>::must_be_at_least_0_and_below_1>);
     using type = dropout_layer<T, In, P>;
   };
   template <class T, std::size_t Index, std::size_t In, class Hint>

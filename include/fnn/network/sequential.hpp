@@ -95,7 +95,8 @@ struct bind_all<T, Index, In, type_list<>, type_list<Bound...>> {
 };
 template <class T, std::size_t Index, std::size_t In, class S, class... Rest, class... Bound>
 struct bind_all<T, Index, In, type_list<S, Rest...>, type_list<Bound...>> {
-  static_assert(diagnostics::holds<diagnostics::not_a_layer<Index, layer_spec<S>>>);
+  using at = diagnostics::at_layer<Index>;
+  static_assert(diagnostics::holds<typename at::template the_type<S>::template is_an_fnn_layer<layer_spec<S>>>);
   using spec = std::conditional_t<layer_spec<S>, S, invalid_spec>;
   using layer = typename spec::template bind<T, Index, In, typename next_activation_hint<Rest...>::type>;
   using next = bind_all<T, Index + 1, layer::out_features, type_list<Rest...>, type_list<Bound..., layer>>;
@@ -128,13 +129,16 @@ decltype(auto) as_target(const X& t) {
 
 template <class Policy, class T, class Input, class... Specs>
 class network final {
-  static_assert(diagnostics::holds<diagnostics::sequential_must_start_with_input<detail::is_input<Input>>>);
-  static_assert(diagnostics::holds<diagnostics::sequential_needs_a_layer<sizeof...(Specs)>>);
+  using first_check = diagnostics::the_first_type_of_sequential<Input>;
+  static_assert(diagnostics::holds<typename first_check::template is_fnn_input_features<detail::is_input<Input>>>);
+  using layer_count_check = diagnostics::sequential_has_layers_after_input<sizeof...(Specs)>;
+  static_assert(diagnostics::holds<typename layer_count_check::template but_needs_at_least<1>>);
   static constexpr std::size_t input_features = [] {
     if constexpr (detail::is_input<Input>) return Input::features;
     else return std::size_t{1};
   }();
-  static_assert(diagnostics::holds<diagnostics::features_must_be_positive<0, input_features>>);
+  using input_check = diagnostics::fnn_input_declares_features<input_features>;
+  static_assert(diagnostics::holds<typename input_check::which_must_be_positive>);
   using binding = detail::bind_all<T, 0, input_features, detail::type_list<Specs...>, detail::type_list<>>;
 
  public:
@@ -202,8 +206,14 @@ class network final {
   template <class Loss, class Target, class Optimizer, penalty::penalty_term... Penalties>
   T train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt,
                const Penalties&... penalties) {
+    // A schedule (it has lr_at) is the likeliest wrong argument: it gets its own sentence.
+    constexpr bool can_step = requires(Optimizer& o, network& n) { o.step(n); };
+    constexpr bool is_schedule = !can_step && requires(const Optimizer& o) { o.lr_at(std::int64_t{0}); };
+    using check = diagnostics::the_optimizer_argument<Optimizer>;
+    static_assert(diagnostics::holds<typename check::template is_a_learning_rate_schedule<is_schedule>>);
+    static_assert(diagnostics::holds<typename check::template has_step_taking_the_network<can_step || is_schedule>>);
     T value = compute_gradients(x, target, loss, mode::train, penalties...);
-    opt.step(*this);
+    if constexpr (can_step) opt.step(*this);  // else: diagnosed above, and no second error
     return value;
   }
 
@@ -212,7 +222,8 @@ class network final {
   template <class Loss, class Target, penalty::penalty_term... Penalties>
   T compute_gradients(const_matrix_view<T> x, const Target& target, const Loss& loss, mode m,
                       const Penalties&... penalties) {
-    static_assert(diagnostics::holds<diagnostics::loss_needs_more_outputs<out_features, Loss::min_outputs>>);
+    static_assert(diagnostics::holds<typename diagnostics::the_loss<Loss>::template needs_network_outputs<
+                                     Loss::min_outputs>::template but_the_network_has<out_features>>);
     check_input(x, m);
     const auto t = detail::as_target(target);
     Loss::validate(x.rows(), index_t(out_features), t);

@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "fnn/core/diagnostics.hpp"
 #include "fnn/core/errors.hpp"
 #include "fnn/core/parameter.hpp"
 #include "fnn/core/tensor.hpp"
@@ -135,12 +136,15 @@ class optimizer_base {
   step_stats<T> step(Net& net) {
     slots_.clear();
     net.for_each_parameter([&](const auto& p) {
-      static_assert(std::is_same_v<typename decltype(p.value)::element_type, T>,
-                    "fnn: optimizer element type differs from the network's");
-      if (p.value.size() != p.grad.size())
-        throw shape_error("parameter " + p.name() + " has " + std::to_string(p.value.size()) + " values but " +
-                          std::to_string(p.grad.size()) + " gradients");
-      add_slot(p.value, p.grad, p.kind, [&] { return p.name(); });
+      using element = std::remove_const_t<typename decltype(p.value)::element_type>;
+      static_assert(diagnostics::holds<typename diagnostics::the_optimizer_argument<Derived>::template has_element_type<
+                        T>::template but_the_network_has<element>>);
+      if constexpr (std::is_same_v<element, T>) {  // else: diagnosed above, and no second error
+        if (p.value.size() != p.grad.size())
+          throw shape_error("parameter " + p.name() + " has " + std::to_string(p.value.size()) + " values but " +
+                            std::to_string(p.grad.size()) + " gradients");
+        add_slot(p.value, p.grad, p.kind, [&] { return p.name(); });
+      }
     });
     return run();
   }

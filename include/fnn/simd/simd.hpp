@@ -19,6 +19,18 @@
 #include <xsimd/xsimd.hpp>
 #pragma GCC diagnostic pop
 
+// Kernels take the SIMD width the compiler targets. Without AVX2 + FMA on x86-64 that is SSE2, several
+// times slower, and nothing else would tell: say so once per translation unit. A #pragma message is a
+// note in GCC (never an error under -Werror), a -W#pragma-messages warning in Clang. fnn::portable
+// and deliberately portable builds define FNN_ALLOW_BASELINE_ISA.
+#if defined(__x86_64__) && !(defined(__AVX2__) && defined(__FMA__)) && !defined(FNN_ALLOW_BASELINE_ISA) && \
+    !(defined(FNN_FORCE_SCALAR) && FNN_FORCE_SCALAR)
+#pragma message( \
+    "fnn: compiled for x86-64 without AVX2/FMA, so the SIMD kernels run at SSE2 width (3-4x slower): link " \
+    "fnn::fnn from the installed package (it adds -march=native), or add -march=native (or the target's " \
+    "-march) to the flags; define FNN_ALLOW_BASELINE_ISA (or link fnn::portable) for a portable binary")
+#endif
+
 namespace fnn::simd {
 
 #if defined(FNN_FORCE_SCALAR) && FNN_FORCE_SCALAR
