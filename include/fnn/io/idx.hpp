@@ -191,19 +191,20 @@ inline std::string idx_claim(const idx_array& a, std::size_t expected) {
 // images in front of a real body) fails on the missing data instead of allocating what it claims. A raw file
 // was checked against its size before, so its payload is reserved exactly. A gzip'd one starts with room for 8
 // times the compressed size (MNIST's ratio is 4.8, Fashion-MNIST's 1.8: honest files are read without
-// reallocation) and doubles from there, never beyond what the header claims.
+// reallocation) and doubles when full, never beyond what the header claims: a forged header costs at most
+// twice the data that is really there.
 inline void read_idx_payload(byte_source& src, idx_array& a, std::size_t expected) {
   const std::size_t header = static_cast<std::size_t>(src.offset());
   const std::uint64_t stored = src.stored_size();
   const std::uint64_t start = src.gzipped() ? (stored > UINT64_MAX / 8 ? UINT64_MAX : stored * 8) : expected;
   constexpr std::size_t step = std::size_t{1} << 24;
+  constexpr std::size_t least = std::size_t{1} << 16;
   std::size_t got = 0;
   try {
     a.data.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(expected, start)));
     while (got < expected) {
-      const std::size_t want = std::min(step, expected - got);
-      if (got + want > a.data.capacity())
-        a.data.reserve(std::min(expected, std::max(got + want, 2 * a.data.capacity())));
+      if (got == a.data.capacity()) a.data.reserve(std::min(expected, std::max(2 * got, least)));
+      const std::size_t want = std::min({step, expected - got, a.data.capacity() - got});
       a.data.resize(got + want);
       const std::size_t n = src.read(std::span(a.data).subspan(got, want));
       got += n;
