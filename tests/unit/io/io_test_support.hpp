@@ -98,6 +98,19 @@ inline constexpr bool under_asan = false;
 inline constexpr bool under_asan = false;
 #endif
 
+// A bound for "runs in well under a second" tests: 3 s, or 10 s when the sanitizers slow everything ~10 times.
+// Either fails on a quadratic algorithm, which takes tens of seconds (minutes under the sanitizers).
+inline constexpr double seconds_bound = under_asan ? 10.0 : 3.0;
+
+// A Boost.Test precondition: the test case is reported as skipped (with the reason) under AddressSanitizer.
+struct without_asan {
+  boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
+    boost::test_tools::assertion_result r(!under_asan);
+    r.message() << "needs an address-space limit (RLIMIT_AS), which AddressSanitizer's shadow memory rules out";
+    return r;
+  }
+};
+
 // While alive, the process may map only `headroom` bytes more than it has now (RLIMIT_AS): an allocation
 // beyond that fails with std::bad_alloc, whatever the machine's memory. Makes "never allocates what a forged
 // header claims" testable on a machine with plenty of RAM.
