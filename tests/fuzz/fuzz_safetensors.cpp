@@ -34,7 +34,7 @@ void check_round_trip(const io::safetensors_file& f) {
     if (t.name.empty()) return;  // the reader tolerates what the writer refuses to make (an empty name)
   const std::string header = io::detail::safetensors_header(f.tensors, f.metadata);
   std::vector<std::byte> image(8);
-  for (int i = 0; i < 8; ++i) image[i] = static_cast<std::byte>((header.size() >> (8 * i)) & 0xFF);
+  for (std::size_t i = 0; i < 8; ++i) image[i] = static_cast<std::byte>((header.size() >> (8 * i)) & 0xFF);
   const auto h = std::as_bytes(std::span(header));
   image.insert(image.end(), h.begin(), h.end());
   for (const auto& t : f.tensors) image.insert(image.end(), t.bytes.begin(), t.bytes.end());
