@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <new>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -46,6 +48,19 @@ inline std::uint64_t file_size(const std::filesystem::path& path) {
   const auto size = std::filesystem::file_size(path, ec);
   if (ec) fail(path, "cannot get the file size: " + ec.message());
   return size;
+}
+
+// Runs a reader so that even an allocation failure names the input: a std::bad_alloc that escaped on its own
+// would leave a user with ten data files open guessing which one is forged.
+template <class F>
+auto naming_the_input(const std::filesystem::path& path, F&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory while reading it");
+  } catch (const std::length_error& e) {
+    fail(path, std::string("a size beyond what this program can hold while reading it (") + e.what() + ")");
+  }
 }
 
 }  // namespace fnn::io::detail

@@ -3,11 +3,13 @@
 // 0x1f 0x8b. Data sets are shipped both ways (Debian gzips them, many mirrors do not), and file names
 // lie, so the content decides. Streaming (rather than inflating the whole file first) lets the IDX
 // reader report "truncated after X of Y expected bytes" and never allocate more than the data holds.
+// The bytes come from a file or from memory (a download, a fuzzer's input); the name is used in messages either way.
 #include <zlib.h>
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -21,11 +23,10 @@ namespace fnn::io {
 class byte_source final {
  public:
   explicit byte_source(std::filesystem::path path) : path_(std::move(path)), file_(detail::open_for_reading(path_)) {
-    in_.resize(chunk_size);
-    in_len_ = detail::read_some(file_.get(), path_, in_.data(), in_.size());
-    consumed_ = in_len_;
-    gzip_ = in_len_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
-    if (gzip_) start_inflate();
+    start();
+  }
+  byte_source(std::span<const std::byte> bytes, std::filesystem::path name) : path_(std::move(name)), memory_(bytes) {
+    start();
   }
   ~byte_source() {
     if (inflating_) inflateEnd(&z_);
@@ -58,9 +59,28 @@ class byte_source final {
     return gzip_ ? consumed_ - z_.avail_in : consumed_ - (in_len_ - in_pos_);
   }
   const std::filesystem::path& path() const noexcept { return path_; }
+  // The size of the input as stored (compressed when gzipped).
+  std::uint64_t stored_size() const { return file_ ? detail::file_size(path_) : memory_.size(); }
 
  private:
   static constexpr std::size_t chunk_size = std::size_t{1} << 16;
+
+  void start() {
+    in_.resize(chunk_size);
+    in_len_ = pull(in_.data(), in_.size());
+    consumed_ = in_len_;
+    gzip_ = in_len_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
+    if (gzip_) start_inflate();
+  }
+
+  // Up to n more bytes of the stored input; short only at its end.
+  std::size_t pull(void* dst, std::size_t n) {
+    if (file_) return detail::read_some(file_.get(), path_, dst, n);
+    const std::size_t got = std::min(n, memory_.size() - memory_pos_);
+    if (got > 0) std::memcpy(dst, memory_.data() + memory_pos_, got);
+    memory_pos_ += got;
+    return got;
+  }
 
   void start_inflate() {
     z_.next_in = in_.data();
@@ -75,7 +95,7 @@ class byte_source final {
     std::copy_n(in_.data() + in_pos_, got, reinterpret_cast<unsigned char*>(dst.data()));
     in_pos_ += got;
     if (got < dst.size()) {
-      const std::size_t more = detail::read_some(file_.get(), path_, dst.data() + got, dst.size() - got);
+      const std::size_t more = pull(dst.data() + got, dst.size() - got);
       consumed_ += more;
       got += more;
     }
@@ -83,7 +103,7 @@ class byte_source final {
   }
 
   bool refill() {
-    in_len_ = detail::read_some(file_.get(), path_, in_.data(), in_.size());
+    in_len_ = pull(in_.data(), in_.size());
     consumed_ += in_len_;
     z_.next_in = in_.data();
     z_.avail_in = static_cast<uInt>(in_len_);
@@ -128,7 +148,9 @@ class byte_source final {
   }
 
   std::filesystem::path path_;
-  detail::file_ptr file_;
+  detail::file_ptr file_;               // null when reading from memory_
+  std::span<const std::byte> memory_;
+  std::size_t memory_pos_ = 0;
   std::vector<unsigned char> in_;
   std::size_t in_len_ = 0;
   std::size_t in_pos_ = 0;  // raw mode only: next unread byte of in_

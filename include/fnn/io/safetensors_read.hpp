@@ -2,11 +2,17 @@
 // Reading safetensors files with the reference implementation's checks, each reported with the file name
 // and the offending tensor, offset or size: a checkpoint that loads is a checkpoint that is whole.
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <new>
 #include <numeric>
+#include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,6 +26,11 @@ namespace detail {
 
 // The reference implementation refuses larger headers; so do we, before allocating for one.
 inline constexpr std::uint64_t max_safetensors_header = 100'000'000;
+// A 100 MB header could hold 50 million values ("0,0,0,..."): some 2 GB of parsed JSON. 2^21 values bound the
+// parse to ~100 MB and a fraction of a second, while leaving room for 200 000 tensors of rank 4 or as many
+// metadata entries (real checkpoints hold hundreds to a few thousand tensors and a few dozen metadata keys).
+// The legal structure is 3 levels deep (header, tensor, shape); the parser's 64 keeps room for unknown members.
+inline constexpr json::parse_limits safetensors_header_limits{.max_depth = 64, .max_values = std::size_t{1} << 21};
 
 struct tensor_span {
   std::uint64_t begin = 0;
@@ -115,35 +126,101 @@ inline void check_coverage(const std::vector<tensor_entry>& es, const std::vecto
                    ", " + std::to_string(data_size) + "))");
 }
 
-inline std::string read_safetensors_header(std::FILE* f, const std::filesystem::path& path, std::uint64_t file_size) {
-  if (file_size < 8)
-    fail(path, "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte safetensors header length");
+// A safetensors input read at given offsets: a file, or bytes already in memory (a download, a fuzzer's input).
+// read(at, dst, n) returns how many bytes it got, fewer only at the end of the input.
+class safetensors_input {
+ public:
+  virtual ~safetensors_input() = default;
+  virtual std::size_t read(std::uint64_t at, void* dst, std::size_t n) = 0;
+};
+
+class safetensors_file_input final : public safetensors_input {
+ public:
+  safetensors_file_input(std::FILE* f, const std::filesystem::path& path) : f_(f), path_(path) {}
+  std::size_t read(std::uint64_t at, void* dst, std::size_t n) override {
+    if (at > static_cast<std::uint64_t>(LONG_MAX) || std::fseek(f_, static_cast<long>(at), SEEK_SET) != 0)
+      fail(path_, "cannot seek to byte offset " + std::to_string(at) + ": " + errno_text(errno));
+    return read_some(f_, path_, dst, n);
+  }
+
+ private:
+  std::FILE* f_;
+  const std::filesystem::path& path_;
+};
+
+class safetensors_memory_input final : public safetensors_input {
+ public:
+  explicit safetensors_memory_input(std::span<const std::byte> bytes) : bytes_(bytes) {}
+  std::size_t read(std::uint64_t at, void* dst, std::size_t n) override {
+    if (at >= bytes_.size()) return 0;
+    const std::size_t got = std::min<std::size_t>(n, bytes_.size() - static_cast<std::size_t>(at));
+    if (got > 0) std::memcpy(dst, bytes_.data() + at, got);
+    return got;
+  }
+
+ private:
+  std::span<const std::byte> bytes_;
+};
+
+inline std::string read_safetensors_header(safetensors_input& in, const std::filesystem::path& path,
+                                           std::uint64_t size) {
+  if (size < 8)
+    fail(path, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte safetensors header length");
   unsigned char len[8];
-  if (read_some(f, path, len, 8) != 8) fail(path, "file shrank while reading the header length");
+  if (in.read(0, len, 8) != 8) fail(path, "file shrank while reading the header length");
   std::uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len[i];
-  if (n > file_size - 8)
-    fail(path, "header length " + std::to_string(n) + " (bytes 0-7) exceeds the " + std::to_string(file_size - 8) +
+  if (n > size - 8)
+    fail(path, "header length " + std::to_string(n) + " (bytes 0-7) exceeds the " + std::to_string(size - 8) +
                    " bytes that follow");
   if (n > max_safetensors_header)
     fail(path,
          "header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_safetensors_header));
   std::string header(static_cast<std::size_t>(n), '\0');
-  if (read_some(f, path, header.data(), header.size()) != header.size())
-    fail(path, "file shrank while reading the header");
+  if (in.read(8, header.data(), header.size()) != header.size()) fail(path, "file shrank while reading the header");
   return header;
 }
 
-inline void read_tensor_data(std::FILE* f, const std::filesystem::path& path, std::uint64_t data_start,
+inline void read_tensor_data(safetensors_input& in, const std::filesystem::path& path, std::uint64_t data_start,
                              std::vector<tensor_entry>& es, const std::vector<tensor_span>& spans) {
   for (std::size_t i = 0; i < es.size(); ++i) {
     const std::uint64_t at = data_start + spans[i].begin;
-    es[i].bytes.resize(static_cast<std::size_t>(spans[i].end - spans[i].begin));
-    if (es[i].bytes.empty()) continue;
-    if (std::fseek(f, static_cast<long>(at), SEEK_SET) != 0 ||
-        read_some(f, path, es[i].bytes.data(), es[i].bytes.size()) != es[i].bytes.size())
+    const auto n = static_cast<std::size_t>(spans[i].end - spans[i].begin);
+    try {
+      es[i].bytes.resize(n);
+    } catch (const std::bad_alloc&) {
+      fail(path, "out of memory allocating " + std::to_string(n) + " bytes for tensor '" + es[i].name + "'");
+    }
+    if (n > 0 && in.read(at, es[i].bytes.data(), n) != n)
       fail(path, "cannot read tensor '" + es[i].name + "' at byte offset " + std::to_string(at) + " (file shrank?)");
   }
+}
+
+inline safetensors_file read_safetensors_from(safetensors_input& in, std::uint64_t size,
+                                              const std::filesystem::path& path) {
+  const std::string header = read_safetensors_header(in, path, size);
+  const std::uint64_t data_size = size - 8 - header.size();
+  json::value root;
+  try {
+    root = json::parse(header, 8, safetensors_header_limits);
+  } catch (const value_error& e) {
+    fail(path, std::string(e.what()).substr(5) + " (in the header)");  // drop the inner "fnn: "
+  }
+  if (!root.is_object()) fail(path, "header must be a JSON object, got " + std::string(root.kind_name()));
+  safetensors_file out;
+  out.path = path;
+  std::vector<tensor_span> spans;
+  for (const auto& [name, info] : root.as_object()) {
+    if (name == "__metadata__") {
+      out.metadata = parse_metadata(info, path);
+      continue;
+    }
+    out.tensors.emplace_back();
+    spans.push_back(parse_tensor_info(name, info, data_size, path, out.tensors.back()));
+  }
+  check_coverage(out.tensors, spans, data_size, path);
+  read_tensor_data(in, path, 8 + header.size(), out.tensors, spans);
+  return out;
 }
 
 }  // namespace detail
@@ -151,31 +228,19 @@ inline void read_tensor_data(std::FILE* f, const std::filesystem::path& path, st
 // Reads and validates a whole safetensors file; tensors keep the header's order. Any defect throws io_error
 // naming the file and what is wrong; nothing partial is returned.
 inline safetensors_file read_safetensors(const std::filesystem::path& path) {
-  const auto f = detail::open_for_reading(path);
-  const std::uint64_t file_size = detail::file_size(path);
-  const std::string header = detail::read_safetensors_header(f.get(), path, file_size);
-  const std::uint64_t data_size = file_size - 8 - header.size();
-  json::value root;
-  try {
-    root = json::parse(header, 8);
-  } catch (const value_error& e) {
-    detail::fail(path, std::string(e.what()).substr(5) + " (in the header)");  // drop the inner "fnn: "
-  }
-  if (!root.is_object()) detail::fail(path, "header must be a JSON object, got " + std::string(root.kind_name()));
-  safetensors_file out;
-  out.path = path;
-  std::vector<detail::tensor_span> spans;
-  for (const auto& [name, info] : root.as_object()) {
-    if (name == "__metadata__") {
-      out.metadata = detail::parse_metadata(info, path);
-      continue;
-    }
-    out.tensors.emplace_back();
-    spans.push_back(detail::parse_tensor_info(name, info, data_size, path, out.tensors.back()));
-  }
-  detail::check_coverage(out.tensors, spans, data_size, path);
-  detail::read_tensor_data(f.get(), path, 8 + header.size(), out.tensors, spans);
-  return out;
+  return detail::naming_the_input(path, [&] {
+    const auto f = detail::open_for_reading(path);
+    detail::safetensors_file_input in(f.get(), path);
+    return detail::read_safetensors_from(in, detail::file_size(path), path);
+  });
+}
+
+// The same checks on a safetensors image in memory; name stands for the file in messages and in the result.
+inline safetensors_file parse_safetensors(std::span<const std::byte> bytes, const std::filesystem::path& name) {
+  return detail::naming_the_input(name, [&] {
+    detail::safetensors_memory_input in(bytes);
+    return detail::read_safetensors_from(in, bytes.size(), name);
+  });
 }
 
 }  // namespace fnn::io

@@ -2,6 +2,9 @@
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <span>
+#include <string>
 #include <vector>
 
 #include "fnn/io/idx.hpp"
@@ -99,14 +102,18 @@ BOOST_AUTO_TEST_CASE(bad_headers) {
 }
 
 // Payloads larger than one 16 MiB read step and than the huge-page threshold of fnn::buffer, raw and gzip'd:
-// every byte arrives in place (the buffer is reserved once, then filled step by step).
+// every byte arrives in place (the buffer is reserved, then filled step by step). The body repeats every 256
+// bytes and compresses far better than 8:1, so the gzip'd read outgrows its first reservation (8 x the
+// compressed size) and regrows several times.
 BOOST_AUTO_TEST_CASE(large_payloads_round_trip) {
   fnn_test::temp_dir dir;
   const std::size_t n = (std::size_t{40} << 20) + 12345;
   const bytes payload = iota_bytes(n);
   const bytes file = idx_file(0x08, {static_cast<std::uint32_t>(n)}, payload);
   fnn_test::write_file(dir / "big", file);
-  fnn_test::write_file(dir / "big.gz", fnn_test::gzip(file));
+  const bytes zipped = fnn_test::gzip(file);
+  BOOST_TEST_REQUIRE(zipped.size() * 8 * 4 < n);
+  fnn_test::write_file(dir / "big.gz", zipped);
   for (const char* name : {"big", "big.gz"}) {
     const fnn::io::idx_array a = fnn::io::read_idx(dir / name);
     BOOST_TEST_REQUIRE(a.data.size() == n);
@@ -123,15 +130,70 @@ BOOST_AUTO_TEST_CASE(truncated_and_trailing_payloads) {
   };
   const bytes good = idx_file(0x08, {3, 4}, iota_bytes(12));  // 12-byte header + 12-byte payload
   const bytes short_raw(good.begin(), good.end() - 2);
-  check(short_raw, {"truncated IDX payload: 10 bytes of 12 expected, the file ends at offset 22"});
-  check(fnn_test::gzip(short_raw), {"truncated IDX payload: 10 bytes of 12 expected, the decompressed data ends at "
-                                    "offset 22"});
+  check(short_raw, {"truncated IDX payload: the header says [3, 4] of u8 = 12 bytes, the file ends after 10 of them "
+                    "(at offset 22)"});
+  check(fnn_test::gzip(short_raw), {"truncated IDX payload: the header says [3, 4] of u8 = 12 bytes, the decompressed "
+                                    "data ends after 10 of them (at offset 22)"});
   check(fnn_test::concat(good, {9, 9, 9}), {"3 trailing bytes after the IDX payload, which ends at offset 24"});
   check(fnn_test::gzip(fnn_test::concat(good, {9, 9, 9})), {"3 trailing bytes", "of the decompressed data"});
   // A header that claims ~2.8e14 bytes must fail on the missing data, not on allocating for it.
-  check(idx_file(0x08, {65535, 65535, 65535}, iota_bytes(10)), {"truncated IDX payload: 10 bytes of 281462092005375"});
+  const std::string claim = "the header says [65535, 65535, 65535] of u8 = 281462092005375 bytes, the ";
+  check(idx_file(0x08, {65535, 65535, 65535}, iota_bytes(10)), {claim + "file ends after 10 of them"});
   check(fnn_test::gzip(idx_file(0x08, {65535, 65535, 65535}, iota_bytes(10))),
-        {"truncated IDX payload: 10 bytes of 281462092005375"});
+        {claim + "decompressed data ends after 10 of them"});
+}
+
+// The gzip'd Fashion-MNIST images with the count forged to 2^31: before, the reader reserved 1032 times the
+// compressed size up front (27 GB for the real 26 MB file) and died of std::bad_alloc without naming the file.
+// Here the body is 1 MiB and the process may map only 256 MiB more than it has, so a reservation proportional
+// to the claim or to 1032 x the file fails; growing with the data does not.
+BOOST_AUTO_TEST_CASE(forged_image_count_in_a_gzip_header) {
+  fnn_test::temp_dir dir;
+  const std::size_t body = std::size_t{1} << 20;
+  const auto path = dir / "train-images-idx3-ubyte.gz";
+  fnn_test::write_file(path, fnn_test::gzip(idx_file(0x08, {0x80000000u, 28, 28}, fnn_test::noise(body)), 0));
+  const std::vector<std::string> fragments{
+      path.string() + ": truncated IDX payload: the header says [2147483648, 28, 28] of u8 = 1683627180032 bytes, "
+                      "the decompressed data ends after 1048576 of them (at offset 1048592)"};
+  const auto check = [&] {
+    BOOST_CHECK_EXCEPTION(fnn::io::read_idx(path), fnn::io_error, (message_has{fragments[0]}));
+  };
+  if constexpr (fnn_test::under_asan) {
+    check();
+  } else {
+    fnn_test::address_space_limit limit(std::size_t{256} << 20);
+    check();
+  }
+}
+
+// An allocation that fails for real (here: a valid 64 MiB payload, 16 MiB of address space left) is reported
+// as io_error naming the file and the payload, not as a bare std::bad_alloc.
+BOOST_AUTO_TEST_CASE(out_of_memory_names_the_file, *boost::unit_test::precondition(fnn_test::without_asan{})) {
+  fnn_test::temp_dir dir;
+  const auto path = dir / "huge.idx";
+  const std::uint32_t n = std::uint32_t{64} << 20;
+  fnn_test::write_file(path, idx_file(0x08, {n}, {}));
+  std::filesystem::resize_file(path, 8 + std::uintmax_t{n});  // sparse: zeros without writing them
+  fnn_test::address_space_limit limit(std::size_t{16} << 20);
+  BOOST_CHECK_EXCEPTION(fnn::io::read_idx(path), fnn::io_error,
+                        (message_has{path.string() + ": out of memory after 0 bytes of the IDX payload (the header "
+                                                     "says [67108864] of u8 = 67108864 bytes)"}));
+}
+
+// The in-memory entry point (what the fuzzer drives) reads the same bytes the same way and names the input.
+BOOST_AUTO_TEST_CASE(parse_idx_from_memory) {
+  const bytes file = idx_file(0x0B, {2, 1}, big_endian(std::vector<std::int16_t>{-300, 5}));
+  for (const bytes& image : {file, fnn_test::gzip(file)}) {
+    const auto a = fnn::io::parse_idx(std::as_bytes(std::span(image)), "in-memory.idx");
+    BOOST_TEST(a.values<std::int16_t>() == (std::vector<std::int16_t>{-300, 5}), boost::test_tools::per_element());
+  }
+  const bytes cut(file.begin(), file.end() - 1);
+  BOOST_CHECK_EXCEPTION(fnn::io::parse_idx(std::as_bytes(std::span(cut)), "in-memory.idx"), fnn::io_error,
+                        (message_has{"in-memory.idx: truncated IDX payload: the header says [2, 1] of i16 = 4 bytes, "
+                                     "the file ends after 3 of them (at offset 15)"}));
+  BOOST_CHECK_EXCEPTION(fnn::io::parse_idx({}, "empty.idx"), fnn::io_error,
+                        (message_has{"empty.idx: truncated IDX header: the 4-byte magic at offset 0 needs 4 bytes, "
+                                     "the file ends after 0"}));
 }
 
 BOOST_AUTO_TEST_CASE(damaged_gzip_streams) {

@@ -1,5 +1,6 @@
 // The small JSON reader/writer under safetensors headers.
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <string>
 
 #include "fnn/io/json.hpp"
@@ -64,6 +65,52 @@ BOOST_AUTO_TEST_CASE(errors_name_the_offset) {
   check(std::string(100, '['), {"nesting deeper than 64"});
   check("[-]", {"malformed JSON at byte offset 9: expected a value"});
   check("[1.]", {"expected a digit after '.'"});
+}
+
+// Duplicate keys were found by a scan of the previous keys per key: 200 000 keys took tens of seconds. Sorted
+// once per object, they take a small fraction of a second; the bound (3 s, 10 s
+// under the sanitizers) leaves room for a loaded machine.
+BOOST_AUTO_TEST_CASE(many_keys_parse_in_well_under_a_second) {
+  const std::size_t n = 200'000;
+  std::string text = "{";
+  for (std::size_t i = 0; i < n; ++i) text += (i ? ",\"k" : "\"k") + std::to_string(i) + "\":\"v\"";
+  const auto t0 = std::chrono::steady_clock::now();
+  const json::value v = json::parse(text + "}");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST(seconds < fnn_test::seconds_bound, "200000 keys took " << seconds << " s");
+  BOOST_TEST_REQUIRE(v.as_object().size() == n);
+  BOOST_TEST(v.as_object()[123456].first == "k123456");  // file order kept
+  // A repeat far from its first occurrence is still found, at the offset of the repeat.
+  const std::string dup = text + ",\"k7\":\"w\"}";
+  BOOST_CHECK_EXCEPTION(json::parse(dup), fnn::value_error,
+                        (message_has{"malformed JSON at byte offset " + std::to_string(text.size() + 1) +
+                                     ": duplicate key \"k7\""}));
+}
+
+BOOST_AUTO_TEST_CASE(duplicates_are_reported_in_file_order) {
+  // "b" repeats (at offset 13) before "a" does (at 19); nested objects are checked on their own.
+  BOOST_CHECK_EXCEPTION(json::parse(R"({"b":1,"a":2,"b":3,"a":4})"), fnn::value_error,
+                        (message_has{"malformed JSON at byte offset 13: duplicate key \"b\""}));
+  BOOST_CHECK_EXCEPTION(json::parse(R"({"x":{"a":1,"a":1},"x":0})"), fnn::value_error,
+                        (message_has{"malformed JSON at byte offset 12: duplicate key \"a\""}));
+  BOOST_CHECK_EXCEPTION(json::parse(R"({"a":1,"b":2,"c":3,"c":4,"b":5})"), fnn::value_error,
+                        (message_has{"offset 19: duplicate key \"c\""}));
+  // Same key in sibling objects, and keys that differ only after a shared prefix or by an escape, are distinct.
+  BOOST_TEST(json::parse(R"([{"a":1},{"a":2}])").as_array().size() == 2);
+  BOOST_TEST(json::parse(R"({"ab":1,"a":2,"a\u0000":3,"abc":4})").as_object().size() == 4);
+  BOOST_CHECK_EXCEPTION(json::parse(R"({"\u0061":1,"a":2})"), fnn::value_error,
+                        (message_has{"offset 12: duplicate key \"a\""}));  // the same key, escaped
+}
+
+BOOST_AUTO_TEST_CASE(limits_bound_values_and_depth) {
+  const json::parse_limits three{.max_depth = 64, .max_values = 3};
+  BOOST_TEST(json::parse("[1, 2]", 0, three).as_array().size() == 2);  // the array and two numbers
+  BOOST_CHECK_EXCEPTION(json::parse("[1, 2, 3]", 100, three), fnn::value_error,
+                        (message_has{"more than 3 JSON values, the reader's limit (the next one starts at byte "
+                                     "offset 107)"}));
+  BOOST_CHECK_EXCEPTION(json::parse(R"({"a":{"b":[]}})", 0, {.max_depth = 1, .max_values = 100}), fnn::value_error,
+                        (message_has{"malformed JSON at byte offset 10: nesting deeper than 1"}));
+  BOOST_TEST(json::parse(R"({"a":{"b":1}})", 0, {.max_depth = 2, .max_values = 100}).is_object());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,10 +3,12 @@
 #include <sys/resource.h>
 
 #include <boost/test/unit_test.hpp>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -232,6 +234,88 @@ BOOST_AUTO_TEST_CASE(accepts_unpadded_headers_and_header_padding) {
     BOOST_TEST(f.values<std::int32_t>("a", {1})[0] == -2);
     BOOST_TEST(f.metadata.at("x") == "y");
   }
+}
+
+// 80 000 metadata keys took 15 s before (a quadratic duplicate check); 200 000 now take a fraction of a second.
+BOOST_AUTO_TEST_CASE(header_with_200k_metadata_keys_reads_fast) {
+  fnn_test::temp_dir dir;
+  const auto path = dir / "meta.safetensors";
+  std::string header = R"({"__metadata__":{)";
+  for (int i = 0; i < 200'000; ++i) header += (i ? ",\"key" : "\"key") + std::to_string(i) + "\":\"value\"";
+  fnn_test::write_file(path, raw_file(header + "}}", {}));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto f = io::read_safetensors(path);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  BOOST_TEST(seconds < fnn_test::seconds_bound, "reading 200000 metadata keys took " << seconds << " s");
+  BOOST_TEST(f.metadata.size() == 200'000u);
+  BOOST_TEST(f.metadata.at("key199999") == "value");
+}
+
+// A header may hold at most 2^21 JSON values: a tensor of rank 2^21 - 4 (root, entry, dtype, shape array and
+// the offsets take 7) is the largest that fits, one more dimension is refused before the parse goes on.
+BOOST_AUTO_TEST_CASE(headers_beyond_the_value_limit_are_refused) {
+  fnn_test::temp_dir dir;
+  const auto path = dir / "wide.safetensors";
+  const auto header = [](std::size_t rank) {
+    std::string h = R"({"a":{"dtype":"F32","data_offsets":[0,0],"shape":[0)";
+    for (std::size_t i = 1; i < rank; ++i) h += ",0";
+    return h + "]}}";
+  };
+  const std::size_t limit = std::size_t{1} << 21;
+  fnn_test::write_file(path, raw_file(header(limit - 7), {}));
+  BOOST_TEST(io::read_safetensors(path).tensors.at(0).shape.size() == limit - 7);
+  fnn_test::write_file(path, raw_file(header(limit - 6), {}));
+  BOOST_CHECK_EXCEPTION(io::read_safetensors(path), fnn::io_error,
+                        (message_has{path.string() + ": more than 2097152 JSON values, the reader's limit (the next "
+                                                     "one starts at byte offset ",
+                                     ") (in the header)"}));
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_keys_are_refused) {
+  fnn_test::temp_dir dir;
+  const auto path = dir / "dup.safetensors";
+  const std::string p = path.string() + ": ";
+  fnn_test::write_file(path, raw_file(R"({"__metadata__":{"k":"a","k":"b"}})", {}));
+  BOOST_CHECK_EXCEPTION(io::read_safetensors(path), fnn::io_error,
+                        (message_has{p + "malformed JSON at byte offset 33: duplicate key \"k\" (in the header)"}));
+  const std::string t = R"("x":{"dtype":"U8","shape":[1],"data_offsets":[0,1]})";
+  fnn_test::write_file(path, raw_file("{" + t + "," + t + "}", {7}));
+  BOOST_CHECK_EXCEPTION(io::read_safetensors(path), fnn::io_error,
+                        (message_has{p + "malformed JSON at byte offset " + std::to_string(8 + 1 + t.size() + 1) +
+                                     ": duplicate key \"x\""}));
+}
+
+// The in-memory entry point (what the fuzzer drives) applies the same checks and names the input it is given.
+BOOST_AUTO_TEST_CASE(parse_safetensors_from_memory) {
+  fnn_test::temp_dir dir;
+  const auto ts = sample_tensors();
+  io::write_safetensors(dir / "m.safetensors", ts, {{"format", "pt"}});
+  const bytes image = fnn_test::read_file(dir / "m.safetensors");
+  const io::safetensors_file f = io::parse_safetensors(std::as_bytes(std::span(image)), "download");
+  BOOST_TEST(f.path == "download");
+  BOOST_TEST(f.metadata.at("format") == "pt");
+  BOOST_TEST_REQUIRE(f.tensors.size() == ts.size());
+  for (std::size_t i = 0; i < ts.size(); ++i)
+    BOOST_TEST(as_u8(f.tensors[i].bytes) == as_u8(ts[i].bytes), boost::test_tools::per_element());
+  const bytes cut(image.begin(), image.end() - 1);
+  BOOST_CHECK_EXCEPTION(io::parse_safetensors(std::as_bytes(std::span(cut)), "download"), fnn::io_error,
+                        (message_has{"download: ", "out of bounds of the"}));
+  BOOST_CHECK_EXCEPTION(io::parse_safetensors({}, "nothing"), fnn::io_error,
+                        (message_has{"nothing: file is 0 bytes, shorter than the 8-byte safetensors header length"}));
+}
+
+// A tensor too large for the memory left (a valid 64 MiB tensor, 16 MiB of address space left) is reported as
+// io_error naming the file and the tensor, not as a bare std::bad_alloc.
+BOOST_AUTO_TEST_CASE(out_of_memory_names_the_file_and_tensor,
+                     *boost::unit_test::precondition(fnn_test::without_asan{})) {
+  fnn_test::temp_dir dir;
+  const auto path = dir / "huge.safetensors";
+  const std::string header = R"({"big":{"dtype":"U8","shape":[67108864],"data_offsets":[0,67108864]}})";
+  fnn_test::write_file(path, raw_file(header, {}));
+  std::filesystem::resize_file(path, 8 + header.size() + (std::uintmax_t{1} << 26));  // sparse zeros
+  fnn_test::address_space_limit limit(std::size_t{16} << 20);
+  BOOST_CHECK_EXCEPTION(io::read_safetensors(path), fnn::io_error,
+                        (message_has{path.string() + ": out of memory allocating 67108864 bytes for tensor 'big'"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
