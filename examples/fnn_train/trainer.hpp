@@ -440,12 +440,15 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       }
       if (o.standardize) stdz.apply(xb.view());
       opt.set_lr(float(lr_at(opt.step_count())));
-      const float loss = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
-      if (!std::isfinite(loss)) {
+      const fnn::train_stats<float> st = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
+      const float loss = st.loss;
+      if (!st.finite) {
         bar.finish_line();
+        const std::string what = !std::isfinite(loss) ? std::string("loss is ") + (std::isnan(loss) ? "NaN" : "infinite")
+                                                      : "gradient norm is " + std::to_string(st.grad_norm);
         throw diverged("training diverged at epoch " + std::to_string(epoch) + ", batch " + std::to_string(s + 1) +
                        "/" + std::to_string(steps) + " (optimizer step " + std::to_string(opt.step_count()) +
-                       "): loss is " + (std::isnan(loss) ? "NaN" : "infinite") +
+                       "): " + what +
                        "; the last good checkpoint (epoch " + std::to_string(epoch - 1) + ") is kept in " +
                        o.out.string() + ". Try a smaller --lr.");
       }

@@ -131,6 +131,8 @@ class matrix {
   index_t rows() const noexcept { return rows_; }
   index_t cols() const noexcept { return cols_; }
   index_t size() const noexcept { return rows_ * cols_; }
+  T* row(index_t r) noexcept { return data_.data() + r * cols_; }
+  const T* row(index_t r) const noexcept { return data_.data() + r * cols_; }
   T& operator()(index_t r, index_t c) noexcept { return view()(r, c); }
   const T& operator()(index_t r, index_t c) const noexcept { return view()(r, c); }
   std::span<T> flat() noexcept { return {data_.data(), data_.size()}; }
