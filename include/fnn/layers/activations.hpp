@@ -295,7 +295,9 @@ class maxout_layer final : public stateless_layer {
     for (index_t i = 0; i < x.rows(); ++i)
       for (std::size_t o = 0; o < out_features; ++o) {
         const T* g = x.row(i) + o * Pieces;
-        y(i, index_t(o)) = g[argmax(g)];
+        T best = g[0];
+        for (std::size_t p = 1; p < Pieces; ++p) best = g[p] > best || g[p] != g[p] ? g[p] : best;  // NaN sticks
+        y(i, index_t(o)) = best;
       }
   }
   // The gradient goes to the first maximal piece of each group.

@@ -5,8 +5,14 @@
 #include <boost/mpl/list.hpp>
 #include <boost/test/unit_test.hpp>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
 #include <limits>
+#include <map>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "fnn/fnn.hpp"
 #include "fnn/optim/sgd.hpp"
@@ -113,6 +119,73 @@ void check_network_forward(const std::string& policy) {
   BOOST_TEST(std::isfinite(dense_act.input_gradient()(0, 0)), policy);
 }
 
+
+// ---- live parity: torch_nan.py prints torch's values, NaN included ----------------------------------------
+
+// Lines of torch_nan.py keyed by their name ("relu", "maxout", ...); empty when torch cannot be imported.
+std::map<std::string, std::vector<double>> torch_nan_table() {
+  std::map<std::string, std::vector<double>> t;
+  const std::string python = FNN_TEST_PYTHON;
+  if (python.empty() || std::system((python + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0) return t;
+  const std::string cmd = python + " " FNN_SOURCE_DIR "/tests/unit/network/torch_nan.py";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return t;
+  std::string out;
+  char buf[4096];
+  for (std::size_t got; (got = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, got);
+  BOOST_REQUIRE_MESSAGE(pclose(p) == 0, cmd << " failed");
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream in(line);
+    std::string kind, name, token;
+    in >> kind;
+    if (kind == "act") in >> name;
+    else name = kind;
+    auto& values = t[name];
+    while (in >> token) values.push_back(std::strtod(token.c_str(), nullptr));  // strtod reads "nan"
+  }
+  return t;
+}
+
+// Same NaN-ness, and close values where finite.
+void expect_like_torch(double got, double want, double tol, const std::string& what) {
+  BOOST_TEST_CONTEXT(what << ": fnn " << got << ", torch " << want) {
+    if (std::isnan(want)) BOOST_TEST(std::isnan(got));
+    else BOOST_TEST(std::abs(got - want) <= tol * (1 + std::abs(want)));
+  }
+}
+
+// Act at x = [nan, -1, 1.5]: the double reference layer (forward, backward with dy = 1), the vectorized float
+// functor, and the gradient at x = -1 for dy = NaN, against torch's line for it.
+template <class Act>
+void check_against_torch(const std::vector<double>& t, const std::string& name) {
+  BOOST_REQUIRE_EQUAL(t.size(), 7u);
+  using Fn = typename Act::function;
+  const double xs[3] = {nan_v<double>, -1, 1.5};
+  fnn::network<fnn::unfused, double, fnn::input<3>, Act> net;
+  fnn::matrix<double> x(1, 3), dy(1, 3);
+  std::copy(xs, xs + 3, x.data());
+  for (double& d : dy.flat()) d = 1;
+  const auto y = net.forward(x.view(), fnn::mode::train);
+  for (fnn::index_t j = 0; j < 3; ++j) expect_like_torch(y(0, j), t[std::size_t(j)], 1e-12, name + " y" + std::to_string(j));
+  net.backward(dy.view(), true);
+  for (fnn::index_t j = 0; j < 3; ++j)
+    expect_like_torch(net.input_gradient()(0, j), t[std::size_t(3 + j)], 1e-12, name + " dx" + std::to_string(j));
+  using V = std::conditional_t<fnn::simd::enabled, fnn::simd::batch<float>, float>;
+  float xf[fnn::simd::lanes_v<V>];
+  for (std::size_t i = 0; i < fnn::simd::lanes_v<V>; ++i) xf[i] = float(xs[i % 3]);
+  const V xv = fnn::simd::load_as<V>(xf), yv = Fn::f(xv), dv = fnn::simd::activation_gradient<Fn>(xv, yv, V(1.f));
+  float yf[fnn::simd::lanes_v<V>], df[fnn::simd::lanes_v<V>];
+  fnn::simd::store_as(yf, yv);
+  fnn::simd::store_as(df, dv);
+  for (std::size_t i = 0; i < fnn::simd::lanes_v<V>; ++i) {
+    expect_like_torch(yf[i], t[i % 3], 1e-5, name + " float y, lane " + std::to_string(i));
+    expect_like_torch(df[i], t[3 + i % 3], 1e-5, name + " float dx, lane " + std::to_string(i));
+  }
+  const double dleft = fnn::simd::activation_gradient<Fn>(-1.0, Fn::f(-1.0), nan_v<double>);
+  expect_like_torch(dleft, t[6], 1e-12, name + " dx at -1 for dy = NaN");
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(nan_semantics)
@@ -132,6 +205,53 @@ BOOST_AUTO_TEST_CASE(every_activation_functor_scalar_and_vector) {
   check_functor_everywhere<act::swish_fn>(nan);
   check_functor_everywhere<act::sigmoid_fn>(nan);
   check_functor_everywhere<act::tanh_fn>(nan);
+}
+
+// The same against torch itself, when Debian's python3-torch is there (otherwise the test says it skipped).
+BOOST_AUTO_TEST_CASE(matches_torch_live) {
+  const auto t = torch_nan_table();
+  if (t.empty()) {
+    BOOST_TEST_MESSAGE("skipped: " FNN_TEST_PYTHON " cannot import torch");
+    std::cout << "nan_semantics/matches_torch_live: skipped, torch not found\n";
+    return;
+  }
+  check_against_torch<fnn::relu>(t.at("relu"), "relu");
+  check_against_torch<fnn::leaky_relu<0.1>>(t.at("leaky_relu"), "leaky_relu");
+  check_against_torch<fnn::elu<1.0>>(t.at("elu"), "elu");
+  check_against_torch<fnn::selu>(t.at("selu"), "selu");
+  check_against_torch<fnn::gelu>(t.at("gelu"), "gelu");
+  check_against_torch<fnn::gelu_tanh>(t.at("gelu_tanh"), "gelu_tanh");
+  check_against_torch<fnn::swish>(t.at("swish"), "swish");
+  check_against_torch<fnn::sigmoid>(t.at("sigmoid"), "sigmoid");
+  check_against_torch<fnn::tanh>(t.at("tanh"), "tanh");
+
+  const auto& mo = t.at("maxout");
+  BOOST_REQUIRE_EQUAL(mo.size(), 12u);
+  fnn::basic_sequential<double, fnn::input<9>, fnn::maxout<3>> maxout;
+  fnn::matrix<double> x(1, 9), dy(1, 3);
+  const double v[] = {1, nan_v<double>, 3, nan_v<double>, 2, nan_v<double>, 1, 5, 2};
+  std::copy(v, v + 9, x.data());
+  dy(0, 0) = 10, dy(0, 1) = 20, dy(0, 2) = 30;
+  const auto y = maxout.forward(x.view(), fnn::mode::train);
+  for (fnn::index_t j = 0; j < 3; ++j) expect_like_torch(y(0, j), mo[std::size_t(j)], 0, "maxout y" + std::to_string(j));
+  maxout.backward(dy.view(), true);
+  for (fnn::index_t j = 0; j < 9; ++j)
+    expect_like_torch(maxout.input_gradient()(0, j), mo[std::size_t(3 + j)], 0, "maxout dx" + std::to_string(j));
+
+  const auto& pr = t.at("prelu");
+  BOOST_REQUIRE_EQUAL(pr.size(), 7u);
+  fnn::basic_sequential<double, fnn::input<3>, fnn::prelu> prelu;
+  fnn::matrix<double> xp(1, 3), ones(1, 3);
+  xp(0, 0) = nan_v<double>, xp(0, 1) = -1, xp(0, 2) = 1.5;
+  for (double& d : ones.flat()) d = 1;
+  const auto yp = prelu.forward(xp.view(), fnn::mode::train);
+  prelu.zero_grad();
+  prelu.backward(ones.view(), true);
+  for (fnn::index_t j = 0; j < 3; ++j) {
+    expect_like_torch(yp(0, j), pr[std::size_t(j)], 0, "prelu y" + std::to_string(j));
+    expect_like_torch(prelu.input_gradient()(0, j), pr[std::size_t(3 + j)], 0, "prelu dx" + std::to_string(j));
+  }
+  prelu.for_each_parameter([&](auto& p) { expect_like_torch(p.grad[0], pr[6], 0, "prelu da"); });
 }
 
 BOOST_AUTO_TEST_CASE(relu_keeps_negative_zero_as_torch) {
