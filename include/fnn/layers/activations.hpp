@@ -5,10 +5,9 @@
 // loops, through <cmath>) or an xsimd batch (fused kernels' epilogues, through xsimd's math).
 // The layer wrapper turns a functor into a network layer.
 //
-// NaN follows PyTorch: f(NaN) is NaN for every activation, and the backward at x = NaN is what torch's
-// backward gives (its select takes the branch whose condition is false): dy for relu and elu, slope * dy for
-// leaky_relu, scale * dy for selu, NaN for the others. The comparison in each select is therefore chosen so
-// that NaN lands in torch's branch; the cost is the same select either way.
+// NaN follows PyTorch: f(NaN) is NaN for every activation, and the backward at x = NaN is torch's: dy for relu
+// and elu, slope * dy for leaky_relu, scale * dy for selu, NaN for the others. (torch's kernels select on x > 0
+// or on x <= 0, and NaN fails either test; each select here uses torch's comparison, at the same cost.)
 #include <cmath>
 #include <cstddef>
 #include <string_view>
