@@ -61,7 +61,7 @@ int main(int argc, char** argv) {
     fnn::matrix<float> logits;
     const auto e = fnn_train::evaluate_with(
         [&](fnn::const_matrix_view<float> x) -> fnn::const_matrix_view<float> {
-          if (net) return net->infer(x);
+          if (net) return net->infer_view(x);
           const auto y = other->infer(x.data(), std::size_t(x.rows()));
           logits = fnn::matrix<float>(x.rows(), fnn::index_t(fnn_train::classes), y);
           return logits.view();

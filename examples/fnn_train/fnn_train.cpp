@@ -1,7 +1,7 @@
 // fnn-train: trains a typed MLP on Fashion-MNIST. `fnn-train --help` lists the options.
 // Exit codes: 0 done, 1 error (bad data, bad checkpoint, bad option value), CLI11's non-zero codes (e.g. 105)
 // for a bad command line,
-// 3 training diverged (NaN/inf loss; the last good checkpoint is kept).
+// 3 training diverged (NaN/inf loss or gradient; the last good checkpoint is kept).
 #include <CLI/CLI.hpp>
 #include <cfloat>
 #include <charconv>

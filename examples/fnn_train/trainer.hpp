@@ -261,7 +261,7 @@ evaluation evaluate_with(LogitsOf&& logits_of, const dataset& d, const standardi
 }
 
 inline evaluation evaluate(net_t& net, const dataset& d, const standardizer* stdz = nullptr) {
-  return evaluate_with([&](fnn::const_matrix_view<float> x) { return net.infer(x); }, d, stdz);
+  return evaluate_with([&](fnn::const_matrix_view<float> x) { return net.infer_view(x); }, d, stdz);
 }
 
 inline std::string confusion_report(const evaluation& e) {
@@ -622,13 +622,15 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       if (o.standardize) stdz.apply(xb.view());
       const double lr = lr_at(opt.step_count());
       opt.set_lr(float(lr));
-      const float loss = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
-      if (!std::isfinite(loss)) {
+      const fnn::train_stats<float> st = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
+      const float loss = st.loss;
+      if (!st.finite) {
         bar.finish_line();
+        const std::string what = !std::isfinite(loss) ? std::string("loss is ") + (std::isnan(loss) ? "NaN" : "infinite")
+                                                      : "gradient norm is " + std::to_string(st.grad_norm);
         throw diverged("training diverged at epoch " + std::to_string(epoch) + ", batch " + std::to_string(s + 1) +
                        "/" + std::to_string(steps) + " (optimizer step " + std::to_string(opt.step_count()) +
-                       "): loss is " + (std::isnan(loss) ? "NaN" : "infinite") + "; " + good_text() +
-                       " Try a smaller --lr.");
+                       "): " + what + "; " + good_text() + " Try a smaller --lr.");
       }
       const auto logits = net.output();
       for (fnn::index_t i = 0; i < n; ++i) correct += argmax(logits.row(i)) == yb[std::size_t(i)];

@@ -90,8 +90,12 @@ class matrix_view {
     assert(r >= 0 && r < rows_ && c >= 0 && c < cols_);
     return data_[r * ld_ + c];
   }
-  // Rows [first, first + count): a mini-batch of a data set.
-  constexpr matrix_view rows_slice(index_t first, index_t count) const noexcept {
+  // Rows [first, first + count): a mini-batch of a data set. A range past the last row (the last, partial
+  // batch of an epoch) is a shape_error, not a read past the end.
+  constexpr matrix_view rows_slice(index_t first, index_t count) const {
+    if (first < 0 || count < 0 || first > rows_ || count > rows_ - first)
+      throw shape_error("rows_slice(first " + std::to_string(first) + ", count " + std::to_string(count) +
+                        ") of a view with " + std::to_string(rows_) + " rows");
     return {data_ + first * ld_, count, cols_, ld_};
   }
 
@@ -130,6 +134,8 @@ class matrix {
   index_t rows() const noexcept { return rows_; }
   index_t cols() const noexcept { return cols_; }
   index_t size() const noexcept { return rows_ * cols_; }
+  T* row(index_t r) noexcept { return data_.data() + r * cols_; }
+  const T* row(index_t r) const noexcept { return data_.data() + r * cols_; }
   T& operator()(index_t r, index_t c) noexcept { return view()(r, c); }
   const T& operator()(index_t r, index_t c) const noexcept { return view()(r, c); }
   std::span<T> flat() noexcept { return {data_.data(), data_.size()}; }

@@ -194,18 +194,20 @@ struct abs_fn {
     else return xsimd::abs(a);
   }
 };
-// max/min: like torch.maximum/minimum for ordinary numbers (NaN handling is not specified).
+// max/min: like torch.maximum/minimum for ordinary numbers. With a NaN they return b, the second operand, in
+// every path (that is what the x86 max/min instructions do; NEON's return NaN): put the value whose NaN must
+// propagate second. The scalar forms are written to match, so a loop's tail agrees with its vector body.
 struct max_fn {
   template <class V>
   V operator()(const V& a, const V& b) const noexcept {
-    if constexpr (is_scalar_v<V>) return a < b ? b : a;
+    if constexpr (is_scalar_v<V>) return a > b ? a : b;
     else return xsimd::max(a, b);
   }
 };
 struct min_fn {
   template <class V>
   V operator()(const V& a, const V& b) const noexcept {
-    if constexpr (is_scalar_v<V>) return b < a ? b : a;
+    if constexpr (is_scalar_v<V>) return a < b ? a : b;
     else return xsimd::min(a, b);
   }
 };
@@ -230,10 +232,12 @@ struct fma_fn {
     else return xsimd::fma(a, b, c);
   }
 };
+// torch.clamp: min(max(x, lo), hi), and a NaN x stays NaN (an optimizer must not turn a NaN gradient into
+// +-clip_value, or into -inf with clipping off): x goes second, at no cost.
 struct clamp_fn {
   template <class V>
   V operator()(const V& x, const V& lo, const V& hi) const noexcept {
-    return min_fn{}(max_fn{}(x, lo), hi);
+    return min_fn{}(hi, max_fn{}(lo, x));
   }
 };
 struct less { template <class V> auto operator()(const V& a, const V& b) const noexcept { return a < b; } };

@@ -8,7 +8,8 @@
 //   forward   u = z * scale_j + shift_j,  scale_j = gamma_j * rstd_j, shift_j = beta_j - mean_j * scale_j
 //   backward  du = dy * Fn'(u, y);  dbeta_j = sum du;  dgamma_j = sum du * xhat,  xhat = (z - mean_j) * rstd_j
 //             dz = gamma_j * rstd_j * (du - dbeta_j / n - xhat * dgamma_j / n)
-// The reference for all of this is the layer-by-layer code in layers/.
+// (du is simd::activation_gradient, a select for relu.) The reference for all of this is the layer-by-layer
+// code in layers/.
 //
 // Threads (kernels/threads.hpp): a pass over at least parallel_pass_elements values runs on up to
 // num_threads() threads. Maps split the rows; passes that sum columns split the columns into ranges whose
@@ -123,7 +124,7 @@ void affine_activation_backward_reduce(index_t rows, index_t cols, const T* z, i
       for_columns<T>(j0, j1, [&]<class V>(index_t j) {
         const V zv = simd::load_as<V>(zi + j);
         const V u = simd::fma(zv, simd::load_as<V>(scale + j), simd::load_as<V>(shift + j));
-        const V d = simd::load_as<V>(dyi + j) * Fn::df(u, simd::load_as<V>(yi + j));
+        const V d = simd::activation_gradient<Fn>(u, simd::load_as<V>(yi + j), simd::load_as<V>(dyi + j));
         simd::store_as(dui + j, d);
         const V xhat = (zv - simd::load_as<V>(mean + j)) * simd::load_as<V>(rstd + j);
         simd::store_as(sum_du + j, simd::load_as<V>(sum_du + j) + d);
@@ -180,7 +181,8 @@ void activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, co
       const T *zi = z + i * ldz, *yi = y + i * ldy, *dyi = dy + i * lddy;
       T* dzi = dz + i * lddz;
       for_columns<T>(j0, j1, [&]<class V>(index_t j) {
-        const V d = simd::load_as<V>(dyi + j) * Fn::df(simd::load_as<V>(zi + j), simd::load_as<V>(yi + j));
+        const V d = simd::activation_gradient<Fn>(simd::load_as<V>(zi + j), simd::load_as<V>(yi + j),
+                                                  simd::load_as<V>(dyi + j));
         simd::store_as(dzi + j, d);
         if (bias_grad) simd::store_as(bias_grad + j, simd::load_as<V>(bias_grad + j) + d);
       });

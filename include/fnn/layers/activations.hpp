@@ -4,6 +4,10 @@
 // gives the dense layer before it. f and df are written once over V, a plain T (the reference
 // loops, through <cmath>) or an xsimd batch (fused kernels' epilogues, through xsimd's math).
 // The layer wrapper turns a functor into a network layer.
+//
+// NaN follows PyTorch: f(NaN) is NaN for every activation, and the backward at x = NaN is torch's: dy for relu
+// and elu, slope * dy for leaky_relu, scale * dy for selu, NaN for the others. (torch's kernels select on x > 0
+// or on x <= 0, and NaN fails either test; each select here uses torch's comparison, at the same cost.)
 #include <cmath>
 #include <cstddef>
 #include <string_view>
@@ -44,16 +48,22 @@ struct tanh_fn {
   }
 };
 
+// torch.relu is clamp_min(x, 0): NaN stays NaN, -0 stays -0. Its backward (threshold_backward) is a select,
+// not a product: dy where x > 0 or x is NaN, 0 where x <= 0 even if dy is NaN; `grad` does the same.
 struct relu_fn {
   static constexpr std::string_view name = "relu";
   using init_hint = init::relu_hint;
   template <class T>
   static T f(const T& x) {
-    return simd::if_positive(x, x, T(0));
+    return simd::if_negative(x, T(0), x);
   }
   template <class T>
   static T df(const T& x, const T&) {
-    return simd::if_positive(x, T(1), T(0));
+    return simd::if_non_positive(x, T(0), T(1));
+  }
+  template <class T>
+  static T grad(const T& x, const T&, const T& dy) {
+    return simd::if_non_positive(x, T(0), dy);
   }
 };
 
@@ -85,7 +95,7 @@ struct elu_fn {
   }
   template <class T>
   static T df(const T& x, const T& y) {
-    return simd::if_positive(x, T(1), y + T(Alpha));
+    return simd::if_non_positive(x, y + T(Alpha), T(1));
   }
 };
 
@@ -101,7 +111,7 @@ struct selu_fn {
   }
   template <class T>
   static T df(const T& x, const T& y) {
-    return simd::if_positive(x, T(scale), y + T(scale * alpha));
+    return simd::if_non_positive(x, y + T(scale * alpha), T(scale));
   }
 };
 
@@ -186,7 +196,7 @@ class activation_layer final : public stateless_layer {
     for (index_t i = 0; i < x.rows(); ++i)
       for (std::size_t j = 0; j < Features; ++j) {
         const auto c = index_t(j);
-        dx(i, c) = dy(i, c) * Fn::df(x(i, c), y(i, c));
+        dx(i, c) = simd::activation_gradient<Fn>(x(i, c), y(i, c), dy(i, c));
       }
   }
 };
@@ -262,7 +272,7 @@ class prelu_layer final {
       for (std::size_t j = 0; j < Features; ++j) {
         const auto c = index_t(j);
         const T v = x(i, c);
-        if (v <= T(0)) da += dy(i, c) * v;
+        if (!(v > T(0))) da += dy(i, c) * v;  // a NaN v makes da NaN, as in torch
         if (dx.rows() > 0) dx(i, c) = v > T(0) ? dy(i, c) : a * dy(i, c);
       }
     slope_grad_[0] += da;
@@ -289,6 +299,8 @@ struct prelu final {
 
 // Maxout (Goodfellow et al. 2013) over groups of `Pieces` consecutive features: out = in / Pieces.
 // Put it after a dense layer with Pieces times the wanted width: dense<3 * 64>, maxout<3>.
+// As torch.max over the group, NaN counts as the largest value: a group with a NaN gives NaN, and the
+// gradient goes to its first NaN piece (otherwise to its first maximal piece).
 template <class T, std::size_t In, std::size_t Pieces>
 class maxout_layer final : public stateless_layer {
  public:
@@ -301,7 +313,7 @@ class maxout_layer final : public stateless_layer {
       for (std::size_t o = 0; o < out_features; ++o) {
         const T* g = x.row(i) + o * Pieces;
         T best = g[0];
-        for (std::size_t p = 1; p < Pieces; ++p) best = g[p] > best ? g[p] : best;
+        for (std::size_t p = 1; p < Pieces; ++p) best = g[p] > best || g[p] != g[p] ? g[p] : best;  // NaN sticks
         y(i, index_t(o)) = best;
       }
   }
@@ -311,12 +323,19 @@ class maxout_layer final : public stateless_layer {
     for (index_t i = 0; i < x.rows(); ++i)
       for (std::size_t o = 0; o < out_features; ++o) {
         const T* g = x.row(i) + o * Pieces;
-        std::size_t arg = 0;
-        for (std::size_t p = 1; p < Pieces; ++p)
-          if (g[p] > g[arg]) arg = p;
+        const std::size_t arg = argmax(g);
         T* d = dx.row(i) + o * Pieces;
         for (std::size_t p = 0; p < Pieces; ++p) d[p] = p == arg ? dy(i, index_t(o)) : T(0);
       }
+  }
+
+ private:
+  // First maximal piece, a NaN beating everything (torch.max's order); once g[arg] is NaN nothing replaces it.
+  static std::size_t argmax(const T* g) {
+    std::size_t arg = 0;
+    for (std::size_t p = 1; p < Pieces; ++p)
+      if (g[p] > g[arg] || (g[p] != g[p] && g[arg] == g[arg])) arg = p;
+    return arg;
   }
 };
 

@@ -67,14 +67,15 @@ void validate_dense_target(const char* loss, index_t batch, index_t features, co
 // Mean squared error over all elements: mean((y - t)^2).
 struct mean_squared_error final {
   static constexpr std::size_t min_outputs = 1;
-  template <class T>
-  static void validate(index_t batch, index_t features, const_matrix_view<T> t) {
-    detail::validate_dense_target("mean_squared_error", batch, features, t);
+  // U is T or const T: a target may be given as a mutable view too.
+  template <class U>
+  static void validate(index_t batch, index_t features, matrix_view<U> t) {
+    detail::validate_dense_target("mean_squared_error", batch, features, const_matrix_view<std::remove_const_t<U>>(t));
   }
   template <class T>
   T operator()(std::type_identity_t<const_matrix_view<T>> y, std::type_identity_t<const_matrix_view<T>> t,
                matrix_view<T> grad) const {
-    validate<T>(y.rows(), y.cols(), t);
+    validate(y.rows(), y.cols(), t);
     const double count = double(y.rows()) * double(y.cols());
     double total = 0;
     for (index_t i = 0; i < y.rows(); ++i)
@@ -91,9 +92,11 @@ struct mean_squared_error final {
 // all elements (torch.nn.BCEWithLogitsLoss). Targets are probabilities in [0, 1].
 struct binary_cross_entropy_with_logits final {
   static constexpr std::size_t min_outputs = 1;
-  template <class T>
-  static void validate(index_t batch, index_t features, const_matrix_view<T> t) {
-    detail::validate_dense_target("binary_cross_entropy_with_logits", batch, features, t);
+  // U is T or const T: a target may be given as a mutable view too.
+  template <class U>
+  static void validate(index_t batch, index_t features, matrix_view<U> t) {
+    using T = std::remove_const_t<U>;
+    detail::validate_dense_target("binary_cross_entropy_with_logits", batch, features, const_matrix_view<T>(t));
     for (index_t i = 0; i < t.rows(); ++i)
       for (index_t j = 0; j < t.cols(); ++j)
         if (!(t(i, j) >= T(0) && t(i, j) <= T(1)))
@@ -103,7 +106,7 @@ struct binary_cross_entropy_with_logits final {
   template <class T>
   T operator()(std::type_identity_t<const_matrix_view<T>> z, std::type_identity_t<const_matrix_view<T>> t,
                matrix_view<T> grad) const {
-    validate<T>(z.rows(), z.cols(), t);
+    validate(z.rows(), z.cols(), t);
     const double count = double(z.rows()) * double(z.cols());
     double total = 0;
     for (index_t i = 0; i < z.rows(); ++i)

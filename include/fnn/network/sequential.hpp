@@ -5,14 +5,16 @@
 //                                 fnn::dense<256>, fnn::batch_norm, fnn::gelu,
 //                                 fnn::dense<10>>;
 //   net_t net{fnn::seed{42}};
-//   float loss = net.train_step(x, labels, fnn::loss::softmax_cross_entropy{}, opt);
-//   auto logits = net.infer(x);
+//   fnn::train_stats<float> st = net.train_step(x, labels, fnn::loss::softmax_cross_entropy{}, opt);
+//   if (!st.finite) ...;                   // st.loss, st.grad_norm; `float loss = net.train_step(...)` also works
+//   fnn::matrix<float> logits = net.infer(x);   // an owning copy; infer_into / infer_view avoid it
 //
 // Feature widths are compile-time (checked, with the numbers in the error); the batch size is a
 // run-time value checked before anything runs. By default the network runs its compile-time fusion
 // plan (network/plan.hpp); fnn::unfused_sequential runs the same layers one at a time through their
 // reference code, the oracle the fused stages are tested against.
 #include <array>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,6 +26,7 @@
 #include "fnn/core/diagnostics.hpp"
 #include "fnn/core/errors.hpp"
 #include "fnn/core/tensor.hpp"
+#include "fnn/expr/assign.hpp"
 #include "fnn/layers/init.hpp"
 #include "fnn/layers/layer.hpp"
 #include "fnn/layers/penalty.hpp"
@@ -39,6 +42,17 @@ struct input final {
 
 struct seed final {
   std::uint64_t value = 0;
+};
+
+// What train_step reports. It converts to the loss, so `float loss = net.train_step(...)` still compiles;
+// `finite` is the one flag to test: a NaN or infinite loss or gradient clears it (the optimizer has stepped
+// all the same, as torch.optim would, so the weights then hold NaN or infinity too).
+template <class T>
+struct train_stats final {
+  T loss = T(0);          // the batch loss, penalty terms included
+  double grad_norm = 0;   // global L2 norm of all parameter gradients, before any clipping by the optimizer
+  bool finite = true;     // loss and grad_norm are both finite
+  operator T() const noexcept { return loss; }
 };
 
 namespace detail {
@@ -117,10 +131,17 @@ constexpr index_t min_train_batch_of() {
   else return 1;
 }
 
-// A target as the loss sees it: matrices become views, label vectors become spans.
+template <class X>
+inline constexpr bool is_mutable_view = false;
+template <class U>
+inline constexpr bool is_mutable_view<matrix_view<U>> = !std::is_const_v<U>;
+
+// A target as the loss sees it: matrices and mutable views become views of const (a loss deduces T from
+// matrix_view<const T>), label vectors become spans.
 template <class X>
 decltype(auto) as_target(const X& t) {
   if constexpr (requires { t.view(); }) return t.view();
+  else if constexpr (is_mutable_view<X>) return const_matrix_view<std::remove_pointer_t<decltype(t.data())>>(t);
   else if constexpr (requires { std::span<const std::int32_t>(t); }) return std::span<const std::int32_t>(t);
   else return (t);
 }
@@ -192,8 +213,26 @@ class network final {
   const_matrix_view<T> input_gradient() const { return grads_[0].view(); }
   const_matrix_view<T> output() const { return acts_[layer_count].view(); }
 
-  // Eval-mode forward (running statistics, no dropout).
-  const_matrix_view<T> infer(const_matrix_view<T> x) { return forward(x, mode::eval); }
+  // Eval-mode forward (running statistics, no dropout) into a matrix the caller owns: later calls on the
+  // network leave it alone.
+  matrix<T> infer(const_matrix_view<T> x) {
+    const auto y = infer_view(x);
+    matrix<T> out(y.rows(), y.cols());
+    copy_rows(y, out.view());
+    return out;
+  }
+  // The same into the caller's x.rows() x out_features view (no allocation once the network has seen the
+  // batch size).
+  void infer_into(const_matrix_view<T> x, matrix_view<T> out) {
+    if (out.rows() != x.rows() || out.cols() != index_t(out_features))
+      throw shape_error("infer_into output is " + std::to_string(out.rows()) + "x" + std::to_string(out.cols()) +
+                        ", the network gives " + std::to_string(x.rows()) + "x" + std::to_string(out_features) +
+                        " for this input");
+    copy_rows(infer_view(x), out);
+  }
+  // The same without a copy: a view of the network's own output buffer, valid until the next call on this
+  // network (the next infer, forward or train_step rewrites it).
+  const_matrix_view<T> infer_view(const_matrix_view<T> x) { return forward(x, mode::eval); }
 
   void zero_grad() {
     for_each_parameter([](parameter_ref<T>& p) {
@@ -202,19 +241,34 @@ class network final {
   }
 
   // One training step: zero_grad, forward (train mode), loss, backward, penalties, optimizer step.
-  // Everything is validated before anything changes. Returns the loss (with penalty terms).
+  // Everything is validated before anything changes. Returns the loss (with penalty terms), the gradient
+  // norm and whether both are finite (train_stats).
   template <class Loss, class Target, class Optimizer, penalty::penalty_term... Penalties>
-  T train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt,
-               const Penalties&... penalties) {
+  train_stats<T> train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt,
+                            const Penalties&... penalties) {
     // A schedule (it has lr_at) is the likeliest wrong argument: it gets its own sentence.
     constexpr bool can_step = requires(Optimizer& o, network& n) { o.step(n); };
     constexpr bool is_schedule = !can_step && requires(const Optimizer& o) { o.lr_at(std::int64_t{0}); };
     using check = diagnostics::the_optimizer_argument<Optimizer>;
     static_assert(diagnostics::holds<typename check::template is_a_learning_rate_schedule<is_schedule>>);
     static_assert(diagnostics::holds<typename check::template has_step_taking_the_network<can_step || is_schedule>>);
-    T value = compute_gradients(x, target, loss, mode::train, penalties...);
+    train_stats<T> st;
+    st.loss = compute_gradients(x, target, loss, mode::train, penalties...);
+    st.grad_norm = grad_norm();
+    st.finite = std::isfinite(st.loss) && std::isfinite(st.grad_norm);
     if constexpr (can_step) opt.step(*this);  // else: diagnosed above, and no second error
-    return value;
+    return st;
+  }
+
+  // Global L2 norm of the current parameter gradients (per-array sums of squares in T, combined in double, as
+  // torch.nn.utils.clip_grad_norm_ computes it): NaN if any gradient is NaN, infinite if any is infinite.
+  double grad_norm() {
+    double total = 0;
+    for_each_parameter([&](parameter_ref<T>& p) {
+      const auto g = expr::array(std::span<const T>(p.grad));
+      total += static_cast<double>(expr::sum(g * g));
+    });
+    return std::sqrt(total);
   }
 
   // zero_grad + forward + loss + backward (+ penalty gradients), without an optimizer step: what
@@ -295,6 +349,10 @@ class network final {
     }(std::make_index_sequence<layer_count>{});
     return m;
   }();
+
+  static void copy_rows(const_matrix_view<T> from, matrix_view<T> to) {
+    for (index_t i = 0; i < from.rows(); ++i) std::copy(from.row(i), from.row(i) + from.cols(), to.row(i));
+  }
 
   void check_input(const_matrix_view<T> x, mode m) const {
     if (x.cols() != index_t(in_features))

@@ -26,12 +26,15 @@ double global_grad_norm(Net& net) {
   return std::sqrt(total);
 }
 
-// Scales all gradients by min(1, max_norm / (norm + 1e-6)); returns norm (before clipping).
+// Scales all gradients by min(1, max_norm / (norm + 1e-6)); returns norm (before clipping). A NaN or infinite
+// gradient gives a NaN or infinite norm: check the returned value.
 template <class Net>
 double clip_grad_norm(Net& net, double max_norm) {
   if (!(max_norm >= 0)) throw value_error("clip_grad_norm: max_norm must be >= 0, got " + std::to_string(max_norm));
   const double norm = global_grad_norm(net);
-  const double coef = std::min(1.0, max_norm / (norm + 1e-6));
+  // std::min(c, 1.0) returns c when c is NaN: a NaN norm makes every gradient NaN, as in torch, rather
+  // than leaving the finite ones unclipped.
+  const double coef = std::min(max_norm / (norm + 1e-6), 1.0);
   net.for_each_parameter([&](const auto& p) {
     using T = typename decltype(p.grad)::value_type;
     const auto g = expr::array(p.grad);
@@ -40,7 +43,7 @@ double clip_grad_norm(Net& net, double max_norm) {
   return norm;
 }
 
-// Clamps every gradient element to [-clip, clip].
+// Clamps every gradient element to [-clip, clip]; NaN stays NaN (torch.clamp).
 template <class Net>
 void clip_grad_value(Net& net, double clip) {
   if (!(clip >= 0)) throw value_error("clip_grad_value: clip must be >= 0, got " + std::to_string(clip));

@@ -10,7 +10,8 @@
 //   d  = (maximize ? -g2 : g2) + weight_decay * p + l1 * sign(p)          (L2 is skipped by AdamW, which
 //                                                                          decays p directly)
 // The gradient arrays themselves are never written (torch's clip_grad_* modify them in place; use
-// optim/clip.hpp for that).
+// optim/clip.hpp for that). NaN propagates as in torch.optim: a NaN gradient gives a NaN weight (the clamp
+// keeps it NaN), and a NaN global norm a NaN clip scale, so every weight.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -282,7 +283,7 @@ class optimizer_base {
       }
       stats.grad_norm = static_cast<T>(std::sqrt(total));
       const T coef = o.max_grad_norm / (stats.grad_norm + T(1e-6));
-      stats.clip_scale = std::min(coef, T(1));
+      stats.clip_scale = std::min(coef, T(1));  // NaN when the norm is NaN: every update is then NaN, as in torch
       t.scale = stats.clip_scale;
     }
     if (o.maximize) t.scale = -t.scale;

@@ -37,7 +37,8 @@ inline V abs(const V& x) noexcept {
   if constexpr (is_batch_v<V>) return xsimd::abs(x);
   else return std::abs(x);
 }
-// x > 0 ? a : b, lane by lane.
+// x > 0 ? a : b, lane by lane. A NaN x takes b (every comparison with NaN is false), and so on below:
+// activations pick the form whose false branch is torch's for NaN.
 template <class V>
 inline V if_positive(const V& x, const V& a, const V& b) noexcept {
   if constexpr (is_batch_v<V>) return xsimd::select(x > V(0), a, b);
@@ -48,6 +49,28 @@ template <class V>
 inline V if_non_negative(const V& x, const V& a, const V& b) noexcept {
   if constexpr (is_batch_v<V>) return xsimd::select(x >= V(0), a, b);
   else return x >= V(0) ? a : b;
+}
+
+// x <= 0 ? a : b, lane by lane (a NaN x takes b).
+template <class V>
+inline V if_non_positive(const V& x, const V& a, const V& b) noexcept {
+  if constexpr (is_batch_v<V>) return xsimd::select(x <= V(0), a, b);
+  else return x <= V(0) ? a : b;
+}
+// x < 0 ? a : b, lane by lane (a NaN x takes b).
+template <class V>
+inline V if_negative(const V& x, const V& a, const V& b) noexcept {
+  if constexpr (is_batch_v<V>) return xsimd::select(x < V(0), a, b);
+  else return x < V(0) ? a : b;
+}
+
+// dL/dx of an activation functor Fn (layers/activations.hpp) at x, y = f(x), given dy: Fn::grad(x, y, dy) where
+// the functor has one (where torch's backward is a select, not a product: relu gives 0 at x <= 0 even for a NaN
+// dy), else dy * Fn::df(x, y). The reference layers and the fused kernels both go through this.
+template <class Fn, class V>
+inline V activation_gradient(const V& x, const V& y, const V& dy) noexcept {
+  if constexpr (requires { Fn::grad(x, y, dy); }) return Fn::grad(x, y, dy);
+  else return dy * Fn::df(x, y);
 }
 
 }  // namespace fnn::simd

@@ -141,6 +141,9 @@ inline xsimd::batch<T, A> fma(const xsimd::batch<T, A>& x, const xsimd::batch<T,
   return xsimd::fma(x, y, z);
 }
 
+// max(x, y) that returns x when x is NaN (and x when y is NaN): put the value that must propagate first,
+// e.g. max(v, V(0)) keeps a NaN v, as torch's relu and clamp do. (The x86 max instructions return their
+// SECOND operand when either is NaN, which is why this is a select and not xsimd::max.)
 template <class T>
   requires std::is_arithmetic_v<T>
 inline T max(T x, T y) noexcept {
