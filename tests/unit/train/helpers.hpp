@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,25 @@ inline bool have_fashion_mnist() {
   std::error_code ec;
   return std::filesystem::exists(fashion_mnist / "train-images-idx3-ubyte.gz", ec) ||
          std::filesystem::exists(fashion_mnist / "train-images-idx3-ubyte", ec);
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// metrics.csv without its two timing columns (epoch_seconds, samples_per_second): what must be reproducible.
+inline std::string metrics_without_timings(const std::string& csv) {
+  std::istringstream in(csv);
+  std::string line, out;
+  while (std::getline(in, line)) {
+    std::size_t cut = 0;
+    for (int k = 0; k < 7; ++k) cut = line.find(',', cut) + 1;
+    out += line.substr(0, cut) + "\n";
+  }
+  return out;
 }
 
 // Bit patterns of a view, so "same predictions" means the same bits, not "close".

@@ -14,12 +14,7 @@ namespace {
 
 using fnn_train::test::scratch_dir;
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using fnn_train::test::slurp;
 
 }  // namespace
 
@@ -79,18 +74,8 @@ BOOST_AUTO_TEST_CASE(resume_reproduces_an_uninterrupted_run_exactly) {
   BOOST_TEST_REQUIRE(sa.tensors.size() == sb.tensors.size());
   for (std::size_t i = 0; i < sa.tensors.size(); ++i)
     BOOST_TEST((sa.tensors[i].bytes == sb.tensors[i].bytes), sa.tensors[i].name);
-  // Same metrics apart from the timing columns.
-  auto strip = [](const std::string& csv) {
-    std::istringstream in(csv);
-    std::string line, out;
-    while (std::getline(in, line)) {
-      std::size_t cut = 0;
-      for (int k = 0; k < 7; ++k) cut = line.find(',', cut) + 1;
-      out += line.substr(0, cut) + "\n";
-    }
-    return out;
-  };
-  BOOST_TEST(strip(slurp(a.path / "metrics.csv")) == strip(slurp(b.path / "metrics.csv")));
+  BOOST_TEST(fnn_train::test::metrics_without_timings(slurp(a.path / "metrics.csv")) ==
+             fnn_train::test::metrics_without_timings(slurp(b.path / "metrics.csv")));
 }
 
 BOOST_AUTO_TEST_CASE(divergence_stops_and_keeps_the_last_good_checkpoint) {
