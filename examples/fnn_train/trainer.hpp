@@ -581,10 +581,11 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   }
 
   if (out != nullptr && !o.resume) {
-    std::fprintf(out, "fnn-train: %s, %ld train / %ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
+    // Lines of at most 80 columns.
+    std::fprintf(out, "fnn-train: %s\n  %ld train / %ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
                  architecture, long(train.size()), long(test.size()), o.optimizer.c_str(), double(o.lr),
                  o.schedule.c_str(), o.batch, o.epochs);
-    std::fprintf(out, "initial loss %.4f (an untrained classifier of %d classes should be near ln %d = %.4f)\n",
+    std::fprintf(out, "initial loss %.4f (untrained, %d classes: expect about ln %d = %.4f)\n",
                  initial_loss(net, train, o.standardize ? &stdz : nullptr), classes, classes, std::log(double(classes)));
   }
 
@@ -680,7 +681,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     crash_point("metrics");
     bar.finish_line();
     if (out != nullptr) {
-      std::fprintf(out, "epoch %2d/%d  train loss %.4f  train acc %.4f  test loss %.4f  test acc %.4f  %.2f s\n", epoch,
+      std::fprintf(out, "epoch %2d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.2f s\n", epoch,
                    o.epochs, loss_sum / seen, double(correct) / seen, r.test.loss, r.test.accuracy, epoch_seconds);
       std::fflush(out);
     }

@@ -281,6 +281,9 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_a_directory_warns_and_cannot_resume_the_fir
   BOOST_TEST(text.find("holds an earlier run; it is replaced") != std::string::npos, text);
   BOOST_TEST(text.find("initial loss") != std::string::npos, text);
   BOOST_TEST(text.find("ln 10 = 2.3026") != std::string::npos, text);
+  // Every line fits an 80-column terminal.
+  std::istringstream lines(text);
+  for (std::string l; std::getline(lines, l);) BOOST_TEST(l.size() <= 80u, l);
 }
 
 BOOST_AUTO_TEST_CASE(progress_lines_fit_the_terminal) {
