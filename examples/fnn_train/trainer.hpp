@@ -373,36 +373,38 @@ class progress final {
     const double eta = step > 0 ? el * double(steps_ - step) / double(step) : 0;
     const double run_el = seconds(run_t0_, now);
     const double run_eta = run_done_ > 0 ? run_el * double(run_steps_ - run_done_) / double(run_done_) : 0;
-    if (tty_) {
-      if (step != steps_ && seconds(last_, now) < 0.1) return;
+    const bool line_due = !tty_ && next_line_ < 4 && step * 4 >= steps_ * next_line_;
+    if (tty_ && (step == steps_ || seconds(last_, now) >= 0.1)) {
       last_ = now;
-      // The fields a user needs first, then the rate and the bar while they fit in the terminal's width.
-      char head[32], core[160], speed[32];
-      std::snprintf(head, sizeof head, "epoch %d/%d", epoch_, epochs_);
-      std::snprintf(core, sizeof core, " %ld/%ld loss %.4f acc %.4f lr %.1e ETA %s run %s", long(step), long(steps_),
-                    loss, acc, lr, duration_text(eta).c_str(), duration_text(run_eta).c_str());
-      std::snprintf(speed, sizeof speed, " %.1fk/s", rate / 1000);
-      const int cols = terminal_columns();
-      int room = cols - 1 - int(std::strlen(head) + std::strlen(core));
-      const bool show_speed = room >= int(std::strlen(speed));
-      if (show_speed) room -= int(std::strlen(speed));
-      std::string line = head;
-      if (room >= 8) {  // " [" + at least 5 cells + "]"
-        const int width = std::min(room - 3, 24), filled = int(double(width) * double(step) / double(steps_));
-        line += " [" + std::string(std::size_t(filled), '=') + std::string(std::size_t(width - filled), ' ') + "]";
-      }
-      line += core;
-      if (show_speed) line += speed;
-      if (int(line.size()) > cols - 1) line.resize(std::size_t(std::max(cols - 1, 0)));
-      std::fprintf(out_, "\r\033[K%s", line.c_str());
+      std::fprintf(out_, "\r\033[K%s", line(step, loss, acc, lr, rate, eta, run_eta, terminal_columns(), true).c_str());
       std::fflush(out_);
-    } else if (next_line_ < 4 && step * 4 >= steps_ * next_line_) {
+    } else if (line_due) {  // a log file: four plain lines per epoch
       ++next_line_;
-      std::fprintf(out_, "epoch %d/%d  batch %ld/%ld  loss %.4f  acc %.4f  lr %.1e  %.0f samples/s  ETA %s (run %s)\n",
-                   epoch_, epochs_, long(step), long(steps_), loss, acc, lr, rate, duration_text(eta).c_str(),
-                   duration_text(run_eta).c_str());
+      std::fprintf(out_, "%s\n", line(step, loss, acc, lr, rate, eta, run_eta, 80, false).c_str());
       std::fflush(out_);
     }
+  }
+
+  // The fields a user needs first, then the rate and (on a terminal) the bar while they fit in `cols` - 1.
+  std::string line(fnn::index_t step, double loss, double acc, double lr, double rate, double eta, double run_eta,
+                   int cols, bool bar) const {
+    char head[32], core[160], speed[32];
+    std::snprintf(head, sizeof head, "epoch %d/%d", epoch_, epochs_);
+    std::snprintf(core, sizeof core, " %ld/%ld loss %.4f acc %.4f lr %.1e ETA %s run %s", long(step), long(steps_),
+                  loss, acc, lr, duration_text(eta).c_str(), duration_text(run_eta).c_str());
+    std::snprintf(speed, sizeof speed, " %.1fk/s", rate / 1000);
+    int room = cols - 1 - int(std::strlen(head) + std::strlen(core));
+    const bool show_speed = room >= int(std::strlen(speed));
+    if (show_speed) room -= int(std::strlen(speed));
+    std::string text = head;
+    if (bar && room >= 8) {  // " [" + at least 5 cells + "]"
+      const int width = std::min(room - 3, 24), filled = int(double(width) * double(step) / double(steps_));
+      text += " [" + std::string(std::size_t(filled), '=') + std::string(std::size_t(width - filled), ' ') + "]";
+    }
+    text += core;
+    if (show_speed) text += speed;
+    if (int(text.size()) > cols - 1) text.resize(std::size_t(std::max(cols - 1, 0)));
+    return text;
   }
   void finish_line() {
     if (out_ != nullptr && tty_) std::fprintf(out_, "\r\033[K");
@@ -573,8 +575,8 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   } else {
     if (std::filesystem::exists(state_path, ec) || std::filesystem::exists(model_path, ec)) {
       if (out != nullptr)
-        std::fprintf(out, "warning: %s holds an earlier run; it is replaced (use --resume to continue it, or another "
-                          "--out)\n", o.out.c_str());
+        std::fprintf(out, "warning: %s holds an earlier run, which this one replaces\n"
+                          "  (--resume would continue it; --out names another directory)\n", o.out.c_str());
       std::filesystem::remove(state_path, ec);  // a crash before epoch 1 must not resume the earlier run
     }
     write_metrics(metrics_path, rows);
@@ -693,7 +695,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   if (out != nullptr) {
     std::fprintf(out, "test accuracy %.4f (%ld samples)\n%s", r.test.accuracy, long(test.size()),
                  confusion_report(r.test).c_str());
-    std::fprintf(out, "total time %.2f s; checkpoint %s\n", r.seconds, model_path.c_str());
+    std::fprintf(out, "total time %.2f s\nmodel: %s\n", r.seconds, model_path.c_str());
   }
   return r;
 }

@@ -278,12 +278,16 @@ BOOST_AUTO_TEST_CASE(a_second_run_on_a_directory_warns_and_cannot_resume_the_fir
   std::fclose(log);
   const std::string text(buf, len);
   std::free(buf);
-  BOOST_TEST(text.find("holds an earlier run; it is replaced") != std::string::npos, text);
+  BOOST_TEST(text.find("holds an earlier run, which this one replaces") != std::string::npos, text);
   BOOST_TEST(text.find("initial loss") != std::string::npos, text);
   BOOST_TEST(text.find("ln 10 = 2.3026") != std::string::npos, text);
-  // Every line fits an 80-column terminal.
+  // Every line fits an 80-column terminal (but for the length of the directory's name).
   std::istringstream lines(text);
-  for (std::string l; std::getline(lines, l);) BOOST_TEST(l.size() <= 80u, l);
+  const std::string dir_name = out.path.string();
+  for (std::string l; std::getline(lines, l);) {
+    if (const auto at = l.find(dir_name); at != std::string::npos) l.replace(at, dir_name.size(), "DIR");
+    BOOST_TEST(l.size() <= 80u, l);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(progress_lines_fit_the_terminal) {
