@@ -2,7 +2,9 @@
 // Batch norm folded into the dense layer before it, with the formula and rounding of the core's eval path
 // (network/stages.hpp): s = T(gamma / sqrt(var + eps)) in double, W' = W * s and b' = (b - mean) * s + beta in T.
 // freeze() and fnn-export both call these, so a header export and a run-time freeze of one checkpoint hold the
-// same float bits.
+// same float bits. The multiply-adds are explicit std::fma (one rounding, exact on every target): written as
+// a * b + c, the compiler would contract them into an FMA or not depending on -ffp-contract and -march, and the
+// exporter and a test built with other flags would fold to different bits (seen here: folded biases differed).
 #include <cmath>
 #include <cstddef>
 
@@ -18,7 +20,7 @@ void fold_dense_batch_norm(std::size_t in, std::size_t out, const T* w, const T*
     const T s = T(double(gamma[o]) / std::sqrt(double(var[o]) + batch_norm_eps));
     for (std::size_t k = 0; k < in; ++k) w_out[o * in + k] = float(w[o * in + k] * s);
     const T bias = b != nullptr ? b[o] : T(0);
-    b_out[o] = float((bias - mean[o]) * s + beta[o]);
+    b_out[o] = float(std::fma(bias - mean[o], s, beta[o]));
   }
 }
 
@@ -30,7 +32,7 @@ void fold_batch_norm(std::size_t features, const T* gamma, const T* beta, const 
     const T r = T(1.0 / std::sqrt(double(var[j]) + batch_norm_eps));
     const T s = gamma[j] * r;
     scale[j] = float(s);
-    shift[j] = float(beta[j] - mean[j] * s);
+    shift[j] = float(std::fma(-mean[j], s, beta[j]));
   }
 }
 
