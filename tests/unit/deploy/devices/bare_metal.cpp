@@ -42,7 +42,7 @@ void write(std::uint32_t v) {
   write(b + i);
 }
 
-volatile std::uint32_t& reg(std::uint32_t address) { return *reinterpret_cast<volatile std::uint32_t*>(address); }
+[[maybe_unused]] volatile std::uint32_t& reg(std::uint32_t address) { return *reinterpret_cast<volatile std::uint32_t*>(address); }
 
 }  // namespace
 

@@ -10,6 +10,12 @@
 
 #include "fnn/deploy/freeze.hpp"
 #include "trainer.hpp"
+#if defined(FNN_DEVICE_SMALL)
+#include "small_net.hpp"
+using net_type = small_net;
+#else
+using net_type = fnn_train::net_t;
+#endif
 
 namespace {
 std::string hex(float v) {
@@ -31,7 +37,7 @@ int main(int argc, char** argv) {
   }
   try {
     const auto file = fnn::io::read_safetensors(argv[1]);
-    fnn_train::net_t net;
+    net_type net;
     fnn::io::load_model(file, net);
     const auto& m = file.metadata;
     const long count = std::stol(argv[3]);
