@@ -36,9 +36,10 @@ struct layer_entry {
 
 inline const std::map<std::string, std::set<std::string>>& known_layers() {
   static const std::map<std::string, std::set<std::string>> k = {
-      {"dense", {"bias"}},  {"batch_norm", {}}, {"layer_norm", {}},   {"prelu", {}},     {"maxout", {"pieces"}},
-      {"dropout", {"p"}},   {"relu", {}},       {"leaky_relu", {"slope"}}, {"elu", {"alpha"}}, {"selu", {}},
-      {"sigmoid", {}},      {"tanh", {}},       {"gelu", {}},         {"gelu_tanh", {}}, {"swish", {}}};
+      {"dense", {"bias"}},    {"batch_norm", {}}, {"layer_norm", {}}, {"prelu", {}},
+      {"maxout", {"pieces"}}, {"dropout", {"p"}}, {"relu", {}},       {"leaky_relu", {"slope"}},
+      {"elu", {"alpha"}},     {"selu", {}},       {"sigmoid", {}},    {"tanh", {}},
+      {"gelu", {}},           {"gelu_tanh", {}},  {"swish", {}}};
   return k;
 }
 
@@ -175,8 +176,8 @@ inline std::vector<deploy_layer> lower(const fnn::io::safetensors_file& f, const
         const auto g = values(bn, "weight", {G}), be = values(bn, "bias", {G}), mu = values(bn, "running_mean", {G}),
                    var = values(bn, "running_var", {G});
         std::vector<float> fw(w.size()), fb(l.out);
-        fnn::deploy::fold_dense_batch_norm<float>(l.in, l.out, w.data(), bias ? b.data() : nullptr, g.data(),
-                                                  be.data(), mu.data(), var.data(), fw.data(), fb.data());
+        fnn::deploy::fold_dense_batch_norm<float>(l.in, l.out, w.data(), bias ? b.data() : nullptr, g.data(), be.data(),
+                                                  mu.data(), var.data(), fw.data(), fb.data());
         w.swap(fw), b.swap(fb);
         how += ", batch norm " + std::to_string(bn.index) + " folded";
       }
@@ -224,7 +225,7 @@ inline std::vector<deploy_layer> lower(const fnn::io::safetensors_file& f, const
 }
 
 struct options {
-  std::string layers;                   // empty: the checkpoint's "fnn.layers"
+  std::string layers;  // empty: the checkpoint's "fnn.layers"
   std::string name_space = "fnn_model";
   std::size_t batch = 1;
 };
@@ -237,7 +238,8 @@ inline std::string export_header(const fnn::io::safetensors_file& f, const optio
   if (text.empty()) {
     const auto it = f.metadata.find("fnn.layers");
     if (it == f.metadata.end())
-      throw fnn::value_error(f.path.string() + ": no \"fnn.layers\" in __metadata__ (fnn-train writes it); give "
+      throw fnn::value_error(f.path.string() +
+                             ": no \"fnn.layers\" in __metadata__ (fnn-train writes it); give "
                              "the layer list with --layers \"dense 784 256; batch_norm 256 256; ...\"");
     text = it->second;
     where = f.path.string() + " (\"fnn.layers\")";

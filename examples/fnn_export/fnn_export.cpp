@@ -12,8 +12,9 @@
 int main(int argc, char** argv) {
   std::string checkpoint, output;
   fnn_export::options o;
-  CLI::App app{"fnn-export: write a checkpoint's network as a header for fnn::deploy (weights as constexpr "
-               "hex-float arrays, batch norm folded, dropout removed)."};
+  CLI::App app{
+      "fnn-export: write a checkpoint's network as a header for fnn::deploy (weights as constexpr "
+      "hex-float arrays, batch norm folded, dropout removed)."};
   app.add_option("checkpoint", checkpoint, "model.safetensors (fnn-train's, or a PyTorch nn.Sequential state_dict)")
       ->required();
   app.add_option("-o,--output", output, "header to write")->required();

@@ -1,12 +1,11 @@
 // predict() allocates nothing: every operator new and malloc-family call of the process is counted while a
 // flag is set, around predict(). A second case allocates on purpose inside the same counting window and must
 // be seen, so the counter is known to work (the zero is not an artefact of the counting).
+#include <boost/test/unit_test.hpp>
 #include <cstddef>
 #include <cstdlib>
 #include <new>
 #include <vector>
-
-#include <boost/test/unit_test.hpp>
 
 #include "fnn/deploy/freeze.hpp"
 #include "fnn/fnn.hpp"

@@ -2,11 +2,10 @@
 // microcontrollers run (same per-lane multiplies and adds in the same order). Built with -ffp-contract=off
 // (tests/unit/deploy/CMakeLists.txt), as the device comparisons are.
 #include <bit>
+#include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <random>
 #include <vector>
-
-#include <boost/test/unit_test.hpp>
 
 #include "fnn/deploy/layers.hpp"
 

@@ -1,13 +1,13 @@
 // fnn-export's strict mapping and determinism, in-process (the compiled-header round trip is
 // export_roundtrip.cpp, built from a header fnn-export writes at build time).
+#include <unistd.h>
+
 #include <bit>
+#include <boost/test/unit_test.hpp>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
-#include <unistd.h>
 #include <string>
-
-#include <boost/test/unit_test.hpp>
 
 #include "exporter.hpp"
 #include "fnn/fnn.hpp"
@@ -16,8 +16,8 @@
 
 namespace {
 
-using net_t = fnn::sequential<fnn::input<13>, fnn::dense<17>, fnn::batch_norm, fnn::leaky_relu<0.07>,
-                              fnn::dropout<0.2>, fnn::dense<5>>;
+using net_t = fnn::sequential<fnn::input<13>, fnn::dense<17>, fnn::batch_norm, fnn::leaky_relu<0.07>, fnn::dropout<0.2>,
+                              fnn::dense<5>>;
 
 struct saved_checkpoint {
   std::filesystem::path path;

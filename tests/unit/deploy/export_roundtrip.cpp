@@ -36,7 +36,8 @@ void check_identical(const Model& exported, const char* checkpoint, std::uint32_
     frozen->predict(x.data(), b.data());
     BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
     // and within float tolerance of the network itself
-    const auto want = net.infer(fnn::const_matrix_view<float>(x.data(), fnn::index_t(Model::batch), fnn::index_t(Net::in_features)));
+    const auto want =
+        net.infer(fnn::const_matrix_view<float>(x.data(), fnn::index_t(Model::batch), fnn::index_t(Net::in_features)));
     fnn_deploy_test::check_close(a, want);
   }
 }

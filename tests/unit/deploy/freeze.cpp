@@ -1,14 +1,14 @@
 // freeze(net) against net.infer(): every activation, every layer kind, odd widths, batch 1 and N.
+#include "fnn/deploy/freeze.hpp"
+
+#include <boost/mpl/list.hpp>
+#include <boost/test/unit_test.hpp>
 #include <cstring>
 #include <ostream>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
-#include <boost/mpl/list.hpp>
-#include <boost/test/unit_test.hpp>
-
-#include "fnn/deploy/freeze.hpp"
 #include "fnn/fnn.hpp"
 #include "helpers.hpp"
 
@@ -73,11 +73,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(every_activation_fused_into_dense_batch_1_and_3, A
 using mixed_net = fnn::sequential<fnn::input<11>, fnn::dense<12>::without_bias, fnn::batch_norm, fnn::prelu,
                                   fnn::dense<9>, fnn::layer_norm, fnn::gelu, fnn::dense<15>, fnn::maxout<3>,
                                   fnn::batch_norm, fnn::tanh, fnn::dense<4>>;
-static_assert(std::is_same_v<d::model_of<mixed_net>,
-                             d::model<d::static_batch<1>, d::dense<11, 12>, d::prelu<12>, d::dense<12, 9>,
-                                      d::layer_norm<9>, d::activation<9, d::act::gelu>, d::dense<9, 15>,
-                                      d::maxout<15, 3>, d::scale_shift<5>, d::activation<5, d::act::tanh>,
-                                      d::dense<5, 4>>>);
+static_assert(
+    std::is_same_v<d::model_of<mixed_net>,
+                   d::model<d::static_batch<1>, d::dense<11, 12>, d::prelu<12>, d::dense<12, 9>, d::layer_norm<9>,
+                            d::activation<9, d::act::gelu>, d::dense<9, 15>, d::maxout<15, 3>, d::scale_shift<5>,
+                            d::activation<5, d::act::tanh>, d::dense<5, 4>>>);
 
 BOOST_AUTO_TEST_CASE(every_layer_kind_batch_1_and_5) {
   mixed_net net{fnn::seed{3}};

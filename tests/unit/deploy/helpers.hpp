@@ -1,12 +1,11 @@
 #pragma once
 // Shared by the deploy tests: a network with every parameter and running statistic random (fresh batch norms
 // would fold to the identity and hide a wrong fold), and the comparison with net.infer().
+#include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
-
-#include <boost/test/unit_test.hpp>
 
 #include "fnn/core/parameter.hpp"
 #include "fnn/core/tensor.hpp"
@@ -21,9 +20,12 @@ void randomize(Net& net, std::uint32_t seed) {
   std::uniform_real_distribution<double> u(0.5, 2.0);
   net.for_each_parameter([&](fnn::parameter_ref<T>& p) {
     for (T& v : p.value) {
-      if (p.kind == fnn::parameter_kind::norm_scale) v = T(u(g));
-      else if (p.kind == fnn::parameter_kind::activation_parameter) v = T(0.1 + 0.3 * u(g));
-      else v = T(0.4 * n01(g));
+      if (p.kind == fnn::parameter_kind::norm_scale)
+        v = T(u(g));
+      else if (p.kind == fnn::parameter_kind::activation_parameter)
+        v = T(0.1 + 0.3 * u(g));
+      else
+        v = T(0.4 * n01(g));
     }
   });
   net.for_each_buffer([&](fnn::buffer_ref<T>& b) {

@@ -2,9 +2,9 @@
 // through CPACR (on M4F; without it the first VFP instruction faults), fault handlers that exit non-zero, output
 // through semihosting SYS_WRITE0 (qemu's stderr) and the result through SYS_EXIT_EXTENDED (qemu's exit status).
 // No C library start-up, no printf (newlib's %f costs ~22 KB and pulls in malloc): integers printed by hand.
-// SysTick with -icount shift=0 counts instructions exactly (40 per tick on mps2, one per tick on microbit is not
-// available: the microbit timer is not modelled, so there the count is left out). The stack is painted at reset
-// and scanned after the run to measure its peak.
+// SysTick with -icount shift=0 counts instructions exactly on mps2 (40 per tick of its 25 MHz clock); the
+// microbit image leaves the count out (FNN_DEVICE_SYSTICK unset: its tick rate under qemu was not measured).
+// The stack is painted at reset and scanned after the run to measure its peak.
 #include <cstdint>
 
 #include "device_check.hpp"
@@ -38,11 +38,15 @@ void write(std::uint32_t v) {
   char b[12];
   int i = 11;
   b[i] = 0;
-  do b[--i] = char('0' + v % 10); while ((v /= 10) != 0);
+  do {
+    b[--i] = char('0' + v % 10);
+  } while ((v /= 10) != 0);
   write(b + i);
 }
 
-[[maybe_unused]] volatile std::uint32_t& reg(std::uint32_t address) { return *reinterpret_cast<volatile std::uint32_t*>(address); }
+[[maybe_unused]] volatile std::uint32_t& reg(std::uint32_t address) {
+  return *reinterpret_cast<volatile std::uint32_t*>(address);
+}
 
 }  // namespace
 
@@ -89,12 +93,18 @@ int main() {
 #if defined(FNN_DEVICE_SYSTICK)
   write(", instructions per inference "), write(ticks * 40u / std::uint32_t(r.images));
 #endif
-  write(", peak stack "), write(std::uint32_t(reinterpret_cast<std::uintptr_t>(__stack_top) -
-                                              reinterpret_cast<std::uintptr_t>(p))), write(" bytes\n");
+  write(", peak stack ");
+  write(std::uint32_t(reinterpret_cast<std::uintptr_t>(__stack_top) - reinterpret_cast<std::uintptr_t>(p)));
+  write(" bytes\n");
   return ok ? 0 : 1;
 }
 
 // The vector table: initial stack pointer, reset, then NMI, HardFault, MemManage, BusFault, UsageFault.
 __attribute__((section(".vectors"), used)) void (*const vector_table[16])() = {
-    reinterpret_cast<void (*)()>(__stack_top), reset_handler, fault_handler, fault_handler, fault_handler,
-    fault_handler, fault_handler};
+    reinterpret_cast<void (*)()>(__stack_top),
+    reset_handler,
+    fault_handler,
+    fault_handler,
+    fault_handler,
+    fault_handler,
+    fault_handler};

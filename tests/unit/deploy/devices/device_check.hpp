@@ -74,7 +74,8 @@ inline result run() {
 }
 
 inline bool passed(const result& r) {
-  if (self_test) return r.images == device_data::count && r.argmax_mismatches == r.images && r.out_of_tolerance == r.images * 10;
+  if (self_test)
+    return r.images == device_data::count && r.argmax_mismatches == r.images && r.out_of_tolerance == r.images * 10;
   return r.images == device_data::count && r.argmax_mismatches == 0 && r.out_of_tolerance == 0;
 }
 

@@ -12,9 +12,10 @@ int main() {
 #else
   const bool ok = device_check::passed(r);
 #endif
-  std::printf("deploy%s %s: %d images, argmax mismatches %d, out of tolerance %d, exact logits %u/%d, worst %u ulp, "
-              "right %d\n",
-              device_check::self_test ? " self test" : "", ok ? "pass" : "FAIL", r.images, r.argmax_mismatches, r.out_of_tolerance, unsigned(r.exact),
-              r.images * 10, unsigned(r.worst_ulps), r.right);
+  std::printf(
+      "deploy%s %s: %d images, argmax mismatches %d, out of tolerance %d, exact logits %u/%d, worst %u ulp, "
+      "right %d\n",
+      device_check::self_test ? " self test" : "", ok ? "pass" : "FAIL", r.images, r.argmax_mismatches,
+      r.out_of_tolerance, unsigned(r.exact), r.images * 10, unsigned(r.worst_ulps), r.right);
   return ok ? 0 : 1;
 }
