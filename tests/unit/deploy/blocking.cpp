@@ -1,7 +1,9 @@
 // The blocked dense kernel of SIMD hosts gives the same bits as the one-output-at-a-time kernel that
 // microcontrollers run (same per-lane multiplies and adds in the same order). Built with -ffp-contract=off
 // (tests/unit/deploy/CMakeLists.txt), as the device comparisons are.
+#include <algorithm>
 #include <bit>
+#include <cmath>
 #include <boost/test/unit_test.hpp>
 #include <cstdint>
 #include <random>
@@ -42,3 +44,18 @@ BOOST_AUTO_TEST_CASE(blocked_dense_is_bit_identical_to_scalar) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// deploy's compact erfc (deploy/activations.hpp) against the C library's double erfc, and GELU with it against
+// the exact GELU: the bounds its comment states.
+BOOST_AUTO_TEST_CASE(compact_erfc_and_gelu_accuracy) {
+  double worst_erfc = 0, worst_gelu = 0;
+  for (int i = -2000000; i <= 2000000; ++i) {
+    const float z = float(i) * 5e-6f;
+    worst_erfc = std::max(worst_erfc, std::abs(double(fnn::deploy::act::detail::erfc(z)) - std::erfc(double(z))));
+    const double g = 0.5 * double(z) * std::erfc(-double(z) / std::sqrt(2.0));
+    worst_gelu = std::max(worst_gelu, std::abs(double(fnn::deploy::act::gelu::f(z)) - g) / (1 + std::abs(g)));
+  }
+  BOOST_TEST_MESSAGE("compact erfc: worst |error| " << worst_erfc << ", GELU worst error / (1 + |GELU|) " << worst_gelu);
+  BOOST_TEST(worst_erfc <= 5.9e-7);
+  BOOST_TEST(worst_gelu <= 2.2e-7);
+}
