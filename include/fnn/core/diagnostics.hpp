@@ -76,4 +76,18 @@ struct loss_needs_more_outputs {
                 "network has network_out_features");
 };
 
+// fnn::deploy (deploy/model.hpp, deploy/layers.hpp).
+template <std::size_t layer_index, std::size_t expected_in_features, std::size_t got_in_features>
+struct deploy_layer_width_mismatch {
+  static_assert(expected_in_features == got_in_features,
+                "fnn: the deploy layer at layer_index takes got_in_features features, but the layer before it gives "
+                "expected_in_features");
+};
+
+template <std::size_t in_features, std::size_t pieces>
+struct deploy_maxout_pieces_must_divide {
+  static_assert(pieces > 0 && in_features % pieces == 0,
+                "fnn: deploy::maxout<in_features, pieces> needs in_features divisible by pieces");
+};
+
 }  // namespace fnn::diagnostics

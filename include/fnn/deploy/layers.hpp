@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstddef>
 
+#include "fnn/core/diagnostics.hpp"
 #include "fnn/deploy/activations.hpp"
 
 namespace fnn::deploy {
@@ -153,7 +154,7 @@ struct prelu final {
 // Maxout over groups of Pieces consecutive features.
 template <std::size_t In, std::size_t Pieces>
 struct maxout final {
-  static_assert(Pieces > 0 && In % Pieces == 0, "fnn: deploy::maxout pieces must divide the input width");
+  static_assert(diagnostics::holds<diagnostics::deploy_maxout_pieces_must_divide<In, Pieces>>);
   static constexpr std::size_t in_features = In, out_features = In / Pieces;
   struct params {};
   static constexpr std::size_t parameter_count = 0;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "fnn/core/diagnostics.hpp"
 #include "fnn/deploy/layers.hpp"
 
 namespace fnn::deploy {
@@ -57,12 +58,18 @@ struct nth<I, L, Rest...> {
   using type = typename nth<I - 1, Rest...>::type;
 };
 
+// Each layer takes the width the one before gives; a mismatch names the layer and both widths.
 template <class... L>
 constexpr bool widths_chain() {
-  constexpr std::size_t in[] = {L::in_features...}, out[] = {L::out_features...};
-  for (std::size_t i = 1; i < sizeof...(L); ++i)
-    if (in[i] != out[i - 1]) return false;
-  return true;
+  if constexpr (sizeof...(L) < 2) {
+    return true;
+  } else {
+    return []<std::size_t... I>(std::index_sequence<I...>) {
+      return (diagnostics::holds<diagnostics::deploy_layer_width_mismatch<I + 1, nth<I, L...>::type::out_features,
+                                                                           nth<I + 1, L...>::type::in_features>> &&
+              ... && true);
+    }(std::make_index_sequence<sizeof...(L) - 1>{});
+  }
 }
 
 // The widest intermediate activation of each parity: activation k (the output of layer k - 1, 1 <= k < layers)
@@ -81,7 +88,7 @@ constexpr std::size_t widest() {
 template <class Batch, class... Layers>
 struct model {
   static_assert(sizeof...(Layers) > 0, "fnn: a deploy model needs a layer");
-  static_assert(detail::widths_chain<Layers...>(), "fnn: each deploy layer must take the width the one before gives");
+  static_assert(detail::widths_chain<Layers...>());
 
   template <std::size_t I>
   using layer = typename detail::nth<I, Layers...>::type;
