@@ -11,6 +11,14 @@
 #include "fnn/fnn.hpp"
 #include "helpers.hpp"
 
+namespace {
+[[maybe_unused]] bool counting = false;
+std::size_t allocations = 0;
+[[maybe_unused]] void note() {
+  if (counting) ++allocations;
+}
+}  // namespace
+
 // Under AddressSanitizer the sanitizer owns malloc and operator new: replacing them would break it, so the
 // counting (and both cases) is compiled out and the cases are reported as skipped.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -30,14 +38,6 @@ extern "C" void* __libc_calloc(std::size_t, std::size_t);
 extern "C" void* __libc_realloc(void*, std::size_t);
 extern "C" void* __libc_memalign(std::size_t, std::size_t);
 extern "C" void __libc_free(void*);
-
-namespace {
-[[maybe_unused]] bool counting = false;
-std::size_t allocations = 0;
-[[maybe_unused]] void note() {
-  if (counting) ++allocations;
-}
-}  // namespace
 
 extern "C" void* malloc(std::size_t n) {
   note();
