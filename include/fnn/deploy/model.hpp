@@ -86,7 +86,7 @@ constexpr std::size_t widest() {
 }  // namespace detail
 
 template <class Batch, class... Layers>
-struct model {
+struct model final {
   static_assert(sizeof...(Layers) > 0, "fnn: a deploy model needs a layer");
   static_assert(detail::widths_chain<Layers...>());
 
