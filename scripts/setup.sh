@@ -10,6 +10,7 @@ packages=(
   dataset-fashion-mnist
   g++-aarch64-linux-gnu qemu-user   # tests/cross: the SIMD kernels built for aarch64 (NEON), run under qemu
   clang-14 libclang-rt-14-dev       # tests/fuzz: libFuzzer harnesses (-fsanitize=fuzzer,address,undefined)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm  # tests/deploy: Cortex-M
 )
 missing=()
 for p in "${packages[@]}"; do

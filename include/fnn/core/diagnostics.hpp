@@ -188,4 +188,29 @@ struct the_optimizer_argument {
   };
 };
 
+// fnn::deploy (deploy/model.hpp, deploy/layers.hpp).
+template <std::size_t layer_index>
+struct at_deploy_layer {
+  template <std::size_t got_in_features>
+  struct takes_in_features {
+    template <std::size_t expected_in_features>
+    struct but_the_layer_before_gives {
+      static constexpr bool ok = got_in_features == expected_in_features;
+      static_assert(fnn::diagnostics::at_deploy_layer<layer_index>::template takes_in_features<
+                        got_in_features>::template but_the_layer_before_gives<expected_in_features>::ok,
+                    "fnn: a deploy layer must take as many features as the layer before it gives");
+    };
+  };
+};
+
+template <std::size_t pieces>
+struct deploy_maxout_pieces {
+  template <std::size_t in_features>
+  struct must_divide_in_features {
+    static constexpr bool ok = pieces > 0 && in_features % pieces == 0;
+    static_assert(fnn::diagnostics::deploy_maxout_pieces<pieces>::template must_divide_in_features<in_features>::ok,
+                  "fnn: deploy::maxout<in_features, pieces> needs in_features divisible by pieces");
+  };
+};
+
 }  // namespace fnn::diagnostics
