@@ -55,5 +55,9 @@ void check_close(const std::vector<float>& got, fnn::const_matrix_view<T> want, 
       }
     }
 }
+template <class T>
+void check_close(const std::vector<float>& got, const fnn::matrix<T>& want, double tol = 2e-5) {
+  check_close(got, want.view(), tol);
+}
 
 }  // namespace fnn_deploy_test
