@@ -25,9 +25,11 @@ for ((i = 1; i <= rounds; ++i)); do
     > "$out/train_torch_r$i.log"
 done
 
-/usr/bin/python3 - "$out" "$tmp" "$rounds" "$load_before" "$(git rev-parse --short HEAD)" <<'EOF'
+cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
+/usr/bin/python3 - "$out" "$tmp" "$rounds" "$load_before" "$(git rev-parse --short HEAD)" "$cpu" "$(nproc)" <<'EOF'
 import re, statistics, sys, datetime, pathlib
 out, tmp, rounds, load, commit = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cpu, ncpu = sys.argv[6], sys.argv[7]
 rows, walls = [], {"fnn": [], "torch": []}
 for i in range(1, rounds + 1):
     for impl in ("fnn", "torch"):
@@ -41,7 +43,7 @@ for i in range(1, rounds + 1):
 fm, tm = statistics.median(walls["fnn"]), statistics.median(walls["torch"])
 text = f"""# fnn-train vs PyTorch, measured by scripts/bench_train.sh
 
-Date {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, fnn commit {commit}, load average before {load}.
+Date {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC, fnn commit {commit}, CPU {cpu} ({ncpu} CPUs), load average before {load}.
 Commands: `build/release/examples/fnn_train/fnn-train --threads 1` and
 `/usr/bin/python3 bench/train/torch_mlp.py --threads 1` (torch.set_num_threads(1), OPENBLAS_NUM_THREADS=1),
 alternated, {rounds} round(s), each under `/usr/bin/time`. Wall time includes loading the data and (fnn) writing
