@@ -228,7 +228,21 @@ struct options {
   std::string layers;  // empty: the checkpoint's "fnn.layers"
   std::string name_space = "fnn_model";
   std::size_t batch = 1;
+  // --int8 (int8_exporter.hpp): post-training quantization, calibrated on calibration_images training images of
+  // the MNIST-format directory calibration_data drawn with `seed`, or on calibration_rows (row-major, in-process).
+  bool int8 = false;
+  std::string calibration_data;
+  std::size_t calibration_images = 1000;
+  std::uint64_t seed = 42;
+  std::vector<float> calibration_rows;
 };
+
+inline void check_options(const options& o) {
+  if (o.batch == 0 || o.batch > 65536) throw fnn::value_error("--batch must be in [1, 65536]");
+  for (char c : o.name_space)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'))
+      throw fnn::value_error("--namespace \"" + o.name_space + "\" is not a C++ namespace name");
+}
 
 // The whole header. Deterministic: it depends on the tensors, the layer list and the options only (the
 // checkpoint is named by its file name, not its path).
@@ -244,10 +258,7 @@ inline std::string export_header(const fnn::io::safetensors_file& f, const optio
     text = it->second;
     where = f.path.string() + " (\"fnn.layers\")";
   }
-  if (o.batch == 0 || o.batch > 65536) throw fnn::value_error("--batch must be in [1, 65536]");
-  for (char c : o.name_space)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'))
-      throw fnn::value_error("--namespace \"" + o.name_space + "\" is not a C++ namespace name");
+  check_options(o);
   const auto layers = parse_layers(text, where);
   fnn::io::detail::check_specs(f.path, expected_tensors(layers), fnn::io::detail::specs_of(f), "checkpoint");
   const auto deployed = lower(f, layers);

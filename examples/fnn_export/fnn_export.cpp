@@ -6,7 +6,7 @@
 #include <exception>
 #include <string>
 
-#include "exporter.hpp"
+#include "int8_exporter.hpp"
 #include "fnn/io/file.hpp"
 
 int main(int argc, char** argv) {
@@ -22,10 +22,20 @@ int main(int argc, char** argv) {
                  "layer list if the checkpoint has no \"fnn.layers\", e.g. \"dense 784 32; relu 32 32; dense 32 10\"");
   app.add_option("--namespace", o.name_space, "namespace of model_type and model")->capture_default_str();
   app.add_option("--batch", o.batch, "static batch of the model")->capture_default_str();
+  app.add_flag("--int8", o.int8,
+               "post-training int8 quantization (fnn::deploy::int8): per-channel int8 weights, int8 activations, "
+               "int32 biases, activations as 256-entry tables; needs --calibration-data");
+  app.add_option("--calibration-data", o.calibration_data,
+                 "--int8: MNIST-format directory whose training images calibrate the activation ranges");
+  app.add_option("--calibration-images", o.calibration_images, "--int8: how many training images calibrate")
+      ->capture_default_str();
+  app.add_option("--seed", o.seed, "--int8: seed of the draw of the calibration images")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const auto file = fnn::io::read_safetensors(checkpoint);
-    const std::string header = fnn_export::export_header(file, o);
+    if (!o.int8 && (!o.calibration_data.empty()))
+      throw fnn::value_error("--calibration-data is an --int8 option; add --int8");
+    const std::string header = o.int8 ? fnn_export::export_int8_header(file, o) : fnn_export::export_header(file, o);
     std::FILE* f = std::fopen(output.c_str(), "wb");
     if (f == nullptr) throw fnn::io_error(output + ": cannot open for writing");
     const bool ok = std::fwrite(header.data(), 1, header.size(), f) == header.size();
