@@ -6,7 +6,11 @@
 // The stack is painted at reset and scanned after the run to measure its peak.
 #include <cstdint>
 
+#if defined(FNN_DEVICE_INT8)
+#include "int8_check.hpp"
+#else
 #include "device_check.hpp"
+#endif
 #include "startup.hpp"
 
 namespace {
@@ -52,11 +56,12 @@ int main() {
   std::uint32_t* p = __bss_end;
   while (p < __stack_top && *p == paint) ++p;
   const bool ok = device_check::passed(r);
-  write(device_check::self_test ? "deploy self test " : "deploy ");
+  write(device_check::name);
+  write(device_check::self_test ? " self test " : " ");
   write(ok ? "pass: " : "FAIL: ");
   write(std::uint32_t(r.images)), write(" images, argmax mismatches "), write(std::uint32_t(r.argmax_mismatches));
   write(", out of tolerance "), write(std::uint32_t(r.out_of_tolerance)), write(", exact logits "), write(r.exact);
-  write(", worst "), write(r.worst_ulps), write(" ulp, right "), write(std::uint32_t(r.right));
+  write(", worst "), write(r.worst_ulps), write(device_check::worst_unit), write(", right "), write(std::uint32_t(r.right));
   if (calibration_ticks > 0) {
     const std::uint64_t instructions = std::uint64_t(ticks) * (2u * calibration_iterations) / calibration_ticks;
     write(", instructions per inference ");

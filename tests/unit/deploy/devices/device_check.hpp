@@ -16,6 +16,9 @@
 
 namespace device_check {
 
+inline constexpr const char* name = "deploy";
+inline constexpr const char* worst_unit = " ulp";
+
 struct result {
   int images = 0, argmax_mismatches = 0, out_of_tolerance = 0, right = 0;
   std::uint32_t worst_ulps = 0;  // largest difference from the reference in units in the last place

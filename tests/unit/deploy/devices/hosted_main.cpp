@@ -2,7 +2,11 @@
 // exit status is the result.
 #include <cstdio>
 
+#if defined(FNN_DEVICE_INT8)
+#include "int8_check.hpp"
+#else
 #include "device_check.hpp"
+#endif
 
 int main() {
   const auto r = device_check::run();
@@ -13,9 +17,10 @@ int main() {
   const bool ok = device_check::passed(r);
 #endif
   std::printf(
-      "deploy%s %s: %d images, argmax mismatches %d, out of tolerance %d, exact logits %u/%d, worst %u ulp, "
+      "%s%s %s: %d images, argmax mismatches %d, out of tolerance %d, exact logits %u/%d, worst %u%s, "
       "right %d\n",
-      device_check::self_test ? " self test" : "", ok ? "pass" : "FAIL", r.images, r.argmax_mismatches,
-      r.out_of_tolerance, unsigned(r.exact), r.images * 10, unsigned(r.worst_ulps), r.right);
+      device_check::name, device_check::self_test ? " self test" : "", ok ? "pass" : "FAIL", r.images,
+      r.argmax_mismatches, r.out_of_tolerance, unsigned(r.exact), r.images * 10, unsigned(r.worst_ulps),
+      device_check::worst_unit, r.right);
   return ok ? 0 : 1;
 }
