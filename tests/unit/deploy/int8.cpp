@@ -109,7 +109,7 @@ BOOST_AUTO_TEST_CASE(requantize_random_and_ties) {
     std::int32_t x = any(g) >> (g() % 32);
     const std::int32_t m = i % 7 == 0 ? (1 << 30) : mult(g);  // 2^30: every product is a multiple of 1/2
     const int s = shift(g);
-    if (i % 5 == 0 && s < 0) x = std::int32_t((std::int64_t(g() % 4096) - 2048) << (-s - 1) >> 1 << 1);  // tie-rich
+    if (i % 5 == 0 && s < 0) x = std::int32_t((std::int64_t(g() % 4096) - 2048) * (std::int64_t(1) << (-s - 1)));  // tie-rich
     failures += q8::multiply_by_quantized_multiplier(x, m, s) != ref_requantize(x, m, s);
   }
   BOOST_TEST(failures == 0);
