@@ -31,8 +31,13 @@ int main() {
               int8_model::model_type::stack_bytes);
 }
 EOF
-c++ -std=c++20 -O1 -I"$root/include" -I"$tmp" "$tmp/bytes.cpp" -o "$tmp/bytes"
+c++ -std=c++20 -O1 -march=native -I"$root/include" -I"$tmp" "$tmp/bytes.cpp" -o "$tmp/bytes"
 read -r int8_bytes int8_sizeof int8_stack <<< "$("$tmp/bytes")"
+# Batch-1 latency on this host (-O3 -march=native as bench_deploy.sh: the AVX2 int8 kernel where the CPU has it), float and int8
+# alternating, medians of 7 rounds of 2000 calls; the machine may be shared, so read it as a ratio of one run.
+c++ -std=c++20 -O3 -march=native -ffp-contract=off -I"$root/include" -I"$tmp" \
+  "$root/tests/unit/deploy/devices/int8_latency.cpp" -o "$tmp/latency"
+read -r float_us int8_us <<< "$("$tmp/latency")"
 last_epoch=$(grep -E '^test accuracy' "$tmp/train.log" | tail -1 || true)
 {
   echo "# Deploy int8: test accuracy of the main job's model, int8 vs float (x86)"
@@ -53,6 +58,7 @@ last_epoch=$(grep -E '^test accuracy' "$tmp/train.log" | tail -1 || true)
   echo "| | float | int8 | ratio |"
   echo "|---|---:|---:|---:|"
   awk -v f="$float_bytes" -v q="$int8_bytes" 'BEGIN { printf "| weight bytes (flash) | %d | %d | %.2fx smaller |\n", f, q, f / q }'
+  awk -v f="$float_us" -v q="$int8_us" 'BEGIN { printf "| batch-1 predict on this host, µs (median, -O3 -march=native) | %.1f | %.1f | %.2fx |\n", f, q, f / q }'
   echo
   echo "int8 weight bytes = model_type::weight_bytes (int8 weights, int32 biases and multipliers, shifts, zero points,"
   echo "two 256-byte tables); sizeof(model) = $int8_sizeof; stack of predict beyond its frames = $int8_stack bytes."
