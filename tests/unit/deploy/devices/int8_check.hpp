@@ -29,35 +29,42 @@ inline constexpr bool self_test = true;
 inline constexpr bool self_test = false;
 #endif
 
-// Where the target has a faster dense kernel (Cortex-M4's SMLAD), it against the reference accumulate() on
-// pseudo-random rows of several widths (the tails 1..3 included), extreme weights and every edge zero point.
-// Returns the number of differing sums (0 where there is no faster kernel).
-inline int kernel_mismatches() {
-  int bad = 0;
-#if defined(FNN_DEPLOY_INT8_SMLAD)
-  std::uint32_t s = 12345u;
+// The target's dense kernel (SMLAD on Cortex-M4, AVX2 on x86, the reference elsewhere) against run_reference on
+// pseudo-random layers whose widths hit the kernels' tails, with extreme weights and edge zero points. Returns the
+// number of differing outputs.
+template <std::size_t In, std::size_t Out>
+int kernel_mismatches_of(std::uint32_t& s) {
+  using layer = fnn::deploy::int8::dense<In, Out>;
   const auto next = [&s] { return s = s * 1664525u + 1013904223u, std::int8_t(s >> 24); };
-  std::int8_t w[37], x[37];
+  static typename layer::params p;  // static: no large frame on a 16 KB microcontroller
+  int bad = 0;
   const std::int32_t zps[] = {-128, -1, 0, 1, 127, 37};
-  for (int trial = 0; trial < 64; ++trial) {
-    for (int k = 0; k < 37; ++k) {
+  for (int trial = 0; trial < 8; ++trial) {
+    for (auto& w : p.weight) {
       const std::int8_t v = next();
-      w[k] = trial % 4 == 0 ? (v < 0 ? -127 : 127) : v == -128 ? std::int8_t(-127) : v;
-      x[k] = trial % 8 == 1 ? std::int8_t(v < 0 ? -128 : 127) : next();
+      w = trial % 4 == 0 ? std::int8_t(v < 0 ? -127 : 127) : v == -128 ? std::int8_t(-127) : v;
     }
+    for (std::size_t o = 0; o < Out; ++o) {
+      p.bias[o] = std::int32_t(next()) * 300;
+      p.multiplier[o] = std::int32_t(0x40000000u | (std::uint32_t(next()) << 20) | 12345u);
+      p.shift[o] = std::int8_t(-4 - (next() & 7));
+    }
+    p.output_zero_point = next(), p.output_min = -128, p.output_max = 127;
+    std::int8_t x[2 * In], fast[2 * Out], ref[2 * Out];
+    for (auto& v : x) v = trial % 8 == 1 ? std::int8_t(next() < 0 ? -128 : 127) : next();
     for (std::int32_t zp : zps) {
-      namespace d = fnn::deploy::int8::detail;
-      std::uint32_t pairs[18];
-      d::expand_row<37>(x, zp, pairs);
-      bad += d::accumulate_smlad<37>(w, pairs, x, zp, 1000) != d::accumulate<37>(w, x, zp, 1000);
-      d::expand_row<6>(x + 1, zp, pairs);
-      bad += d::accumulate_smlad<6>(w + 3, pairs, x + 1, zp, -7) != d::accumulate<6>(w + 3, x + 1, zp, -7);
-      d::expand_row<3>(x + 2, zp, pairs);
-      bad += d::accumulate_smlad<3>(w + 1, pairs, x + 2, zp, 0) != d::accumulate<3>(w + 1, x + 2, zp, 0);
+      p.input_zero_point = zp;
+      layer::run(p, x, fast, 2);
+      layer::run_reference(p, x, ref, 2);
+      for (std::size_t i = 0; i < 2 * Out; ++i) bad += fast[i] != ref[i];
     }
   }
-#endif
   return bad;
+}
+inline int kernel_mismatches() {
+  std::uint32_t s = 12345u;
+  return kernel_mismatches_of<37, 5>(s) + kernel_mismatches_of<3, 2>(s) + kernel_mismatches_of<16, 4>(s) +
+         kernel_mismatches_of<65, 9>(s);
 }
 
 inline result run() {
