@@ -79,6 +79,73 @@ class basic_lbfgs final {
   // Number of (s, y) pairs in the history.
   std::size_t history_length() const noexcept { return old_dirs_.size(); }
 
+  // The checkpoint interface of io/checkpoint.hpp (save_training_state, load_training_state): the step count is
+  // torch's n_iter; the state, per parameter array i (its slice of the flat vectors), is "d" and
+  // "prev_flat_grad" [n_i], "old_dirs" and "old_stps" [history_size * n_i] (pair k at k * n_i, oldest first,
+  // unused rows 0), and on array 0 "lbfgs_scalars" [5 + history_size]: history length, t, H_diag, func_evals,
+  // whether a direction exists, then 1 / y.s of each pair. Fixed sizes, so a file's layout is known from the
+  // options and the network alone. (Integers are exact in float up to 2^24.)
+  std::int64_t step_count() const noexcept { return n_iter_; }
+  void set_step_count(std::int64_t n) {
+    check(n >= 0, "step count must be >= 0, got " + std::to_string(n));
+    n_iter_ = n;
+  }
+  template <parameterized Net>
+  void prepare(Net& net) {
+    std::vector<std::size_t> sizes;
+    net.for_each_parameter([&](const auto& p) { sizes.push_back(p.value.size()); });
+    prepare(sizes);
+  }
+  void prepare(std::span<const std::size_t> sizes) {
+    reset();
+    sizes_.assign(sizes.begin(), sizes.end());
+  }
+  template <class F>
+  void for_each_state(F&& f) {
+    if (sizes_.empty()) return;
+    const std::size_t h = std::size_t(opt_.history_size);
+    std::size_t n = 0;
+    for (std::size_t s : sizes_) n += s;
+    const bool has_direction = !d_.empty();
+    d_.resize(n, T(0));
+    prev_flat_grad_.resize(n, T(0));
+    vec dirs(h * n, T(0)), stps(h * n, T(0)), scalars(5 + h, T(0));
+    for (std::size_t i = 0, off = 0; i < sizes_.size(); off += sizes_[i], ++i)
+      for (std::size_t k = 0; k < old_dirs_.size(); ++k)
+        for (std::size_t j = 0; j < sizes_[i]; ++j) {
+          dirs[h * off + k * sizes_[i] + j] = old_dirs_[k][off + j];
+          stps[h * off + k * sizes_[i] + j] = old_stps_[k][off + j];
+        }
+    scalars[0] = T(old_dirs_.size()), scalars[1] = T(t_), scalars[2] = T(h_diag_), scalars[3] = T(func_evals_);
+    scalars[4] = T(has_direction ? 1 : 0);
+    for (std::size_t k = 0; k < ro_.size(); ++k) scalars[5 + k] = T(ro_[k]);
+    for (std::size_t i = 0, off = 0; i < sizes_.size(); off += sizes_[i], ++i) {
+      const std::size_t ni = sizes_[i];
+      f(index_t(i), std::string_view("d"), std::span<T>(d_.data() + off, ni));
+      f(index_t(i), std::string_view("prev_flat_grad"), std::span<T>(prev_flat_grad_.data() + off, ni));
+      f(index_t(i), std::string_view("old_dirs"), std::span<T>(dirs.data() + h * off, h * ni));
+      f(index_t(i), std::string_view("old_stps"), std::span<T>(stps.data() + h * off, h * ni));
+      if (i == 0) f(index_t(0), std::string_view("lbfgs_scalars"), std::span<T>(scalars));
+    }
+    // Back from the packed form: a loader has written into the spans.
+    const double len = double(scalars[0]);
+    check(len >= 0 && len <= double(h) && len == std::floor(len),
+          "state lbfgs_scalars holds a history length of " + std::to_string(len) + ", history_size is " +
+              std::to_string(h));
+    old_dirs_.assign(std::size_t(len), vec(n));
+    old_stps_.assign(std::size_t(len), vec(n));
+    ro_.clear();
+    for (std::size_t k = 0; k < std::size_t(len); ++k) ro_.push_back(double(scalars[5 + k]));
+    for (std::size_t i = 0, off = 0; i < sizes_.size(); off += sizes_[i], ++i)
+      for (std::size_t k = 0; k < old_dirs_.size(); ++k)
+        for (std::size_t j = 0; j < sizes_[i]; ++j) {
+          old_dirs_[k][off + j] = dirs[h * off + k * sizes_[i] + j];
+          old_stps_[k][off + j] = stps[h * off + k * sizes_[i] + j];
+        }
+    t_ = double(scalars[1]), h_diag_ = double(scalars[2]), func_evals_ = std::int64_t(scalars[3]);
+    if (scalars[4] == T(0)) d_.clear(), prev_flat_grad_.clear();
+  }
+
   // Forgets the history (the next step starts with steepest descent), as a fresh torch optimizer.
   void reset() {
     old_dirs_.clear();
@@ -186,6 +253,10 @@ class basic_lbfgs final {
   double run(std::vector<std::span<T>>& values, std::vector<std::span<const T>>& grads, Closure& closure) {
     const flat_view fv{values, grads};
     const std::size_t n = fv.size();
+    if (d_.empty()) {  // the checkpoint layout: one entry per parameter array
+      sizes_.clear();
+      for (const auto& v : values) sizes_.push_back(v.size());
+    }
     if (!d_.empty() && d_.size() != n)
       throw shape_error("L-BFGS history is for " + std::to_string(d_.size()) + " parameters, the step has " +
                         std::to_string(n) + " (call reset())");
@@ -205,7 +276,7 @@ class basic_lbfgs final {
       direction(flat_grad);
       prev_flat_grad_ = flat_grad;
       prev_loss_ = loss;
-      t_ = n_iter_ == 1 ? std::min(1.0, 1.0 / sum_abs(flat_grad)) * double(opt_.lr) : double(opt_.lr);
+      t_ = double(T(n_iter_ == 1 ? std::min(1.0, 1.0 / sum_abs(flat_grad)) * double(opt_.lr) : double(opt_.lr)));
       const double gtd = dot(flat_grad, d_);
       if (gtd > -tol_change) break;  // not a descent direction
 
@@ -239,7 +310,7 @@ class basic_lbfgs final {
   // d = -H g by the two-loop recursion, after adding the pair of the last move to the history.
   void direction(const vec& g) {
     const std::size_t n = g.size();
-    if (n_iter_ == 1) {
+    if (n_iter_ == 1 || d_.empty()) {  // (d_ empty otherwise only after set_step_count without a state)
       d_.assign(n, T(0));
       for (std::size_t i = 0; i < n; ++i) d_[i] = -g[i];
       old_dirs_.clear();
@@ -260,10 +331,10 @@ class basic_lbfgs final {
         old_stps_.pop_front();
         ro_.pop_front();
       }
-      h_diag_ = ys / dot(y, y);
+      h_diag_ = double(T(ys / dot(y, y)));
       old_dirs_.push_back(std::move(y));
       old_stps_.push_back(std::move(s));
-      ro_.push_back(1.0 / ys);
+      ro_.push_back(double(T(1.0 / ys)));
     }
     const std::size_t m = old_dirs_.size();
     std::vector<double> al(m);
@@ -385,7 +456,7 @@ class basic_lbfgs final {
         bt[lo] = t, bf[lo] = f_new, bg[lo] = g_new, bgtd[lo] = gtd_new;
       }
     }
-    t_ = bt[lo];
+    t_ = double(T(bt[lo]));
     f = bf[lo];
     g = std::move(bg[lo]);
     return evals;
@@ -395,6 +466,7 @@ class basic_lbfgs final {
   std::deque<vec> old_dirs_, old_stps_;  // y and s pairs, oldest first
   std::deque<double> ro_;                // 1 / y.s
   vec d_, prev_flat_grad_;
+  std::vector<std::size_t> sizes_;       // of the parameter arrays, for the checkpoint layout
   double t_ = 0, h_diag_ = 1, prev_loss_ = 0;
   std::int64_t n_iter_ = 0, func_evals_ = 0;
 };

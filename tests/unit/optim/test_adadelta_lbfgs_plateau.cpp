@@ -335,4 +335,52 @@ BOOST_AUTO_TEST_CASE(adadelta_training_state_round_trip) {
   BOOST_TEST(pn != pc);
 }
 
+// L-BFGS's history (pairs, direction, step, scalars) through a training state: the restored optimizer takes
+// the same next step bit for bit.
+BOOST_AUTO_TEST_CASE(lbfgs_training_state_round_trip) {
+  using net_t = fnn::sequential<fnn::input<3>, fnn::dense<6>, fnn::group_norm<2>, fnn::tanh, fnn::dense<2>>;
+  net_t net{fnn::seed{3}};
+  fnn::matrix<float> x(24, 3);
+  std::mt19937 gen(9);
+  std::normal_distribution<float> nd;
+  for (float& v : x.flat()) v = nd(gen);
+  std::vector<std::int32_t> labels(24);
+  for (std::size_t i = 0; i < 24; ++i) labels[i] = x(fnn::index_t(i), 0) > 0 ? 1 : 0;
+  const fnn::loss::softmax_cross_entropy loss;
+  const opt::lbfgs_options<float> o{.max_iter = 4, .history_size = 5,
+                                    .line_search_fn = opt::line_search::strong_wolfe};
+  opt::lbfgs a(o);
+  auto closure_of = [&](net_t& n) {
+    return [&] { return n.compute_gradients(x.view(), labels, loss, fnn::mode::train); };
+  };
+  for (int s = 0; s < 3; ++s) a.step(net, closure_of(net));
+  BOOST_TEST_REQUIRE(a.history_length() > 1u);
+
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("fnn_lbfgs_state_" + std::to_string(::getpid()) + ".safetensors");
+  fnn::io::save_training_state(path, net, a, {});
+  const auto file = fnn::io::read_safetensors(path);
+  BOOST_TEST(file.at("optimizer.0.weight.old_dirs").shape[0] == 5 * 18);
+  BOOST_TEST(file.at("optimizer.0.weight.lbfgs_scalars").shape[0] == 5 + 5);
+  net_t loaded{fnn::seed{50}};
+  opt::lbfgs b(o);
+  fnn::io::load_training_state(path, loaded, b);
+  std::filesystem::remove(path);
+  BOOST_TEST(b.iterations() == a.iterations());
+  BOOST_TEST(b.evaluations() == a.evaluations());
+  BOOST_TEST(b.history_length() == a.history_length());
+  const double la = a.step(net, closure_of(net)), lb = b.step(loaded, closure_of(loaded));
+  BOOST_TEST(la == lb);
+  std::vector<float> pa, pb;
+  net.for_each_parameter([&](auto& p) { pa.insert(pa.end(), p.value.begin(), p.value.end()); });
+  loaded.for_each_parameter([&](auto& p) { pb.insert(pb.end(), p.value.begin(), p.value.end()); });
+  BOOST_TEST(pa == pb, tt::per_element());
+  // A file for another history_size is a clear error.
+  fnn::io::save_training_state(path, net, a, {});
+  opt::lbfgs other({.history_size = 7});
+  net_t third{fnn::seed{51}};
+  BOOST_CHECK_THROW(fnn::io::load_training_state(path, third, other), std::exception);
+  std::filesystem::remove(path);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
