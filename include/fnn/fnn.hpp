@@ -4,6 +4,7 @@
 #include "fnn/layers/batch_norm.hpp"
 #include "fnn/layers/dense.hpp"
 #include "fnn/layers/dropout.hpp"
+#include "fnn/layers/group_norm.hpp"
 #include "fnn/layers/layer_norm.hpp"
 #include "fnn/layers/losses.hpp"
 #include "fnn/layers/penalty.hpp"

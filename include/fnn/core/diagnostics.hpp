@@ -113,6 +113,18 @@ struct at_layer {
     };
   };
 
+  template <std::size_t groups>
+  struct group_norm_groups {
+    template <std::size_t in_features>
+    struct must_divide_in_features {
+      static constexpr bool ok = groups > 0 && in_features % groups == 0;
+      static_assert(fnn::diagnostics::at_layer<layer_index>::template group_norm_groups<
+                        groups>::template must_divide_in_features<in_features>::ok,
+                    "fnn: group_norm<groups> needs in-features divisible by groups (each group normalizes "
+                    "in_features / groups consecutive features)");
+    };
+  };
+
   template <double p>
   struct dropout_probability {
     struct must_be_at_least_0_and_below_1 {
@@ -200,6 +212,19 @@ struct at_deploy_layer {
                         got_in_features>::template but_the_layer_before_gives<expected_in_features>::ok,
                     "fnn: a deploy layer must take as many features as the layer before it gives");
     };
+  };
+};
+
+// freeze(net) / model_of<net>: a training layer that has no deploy counterpart.
+template <std::size_t layer_index>
+struct freeze_at_layer {
+  template <bool has_deploy_layer>
+  struct group_norm_has_a_deploy_layer {
+    static constexpr bool ok = has_deploy_layer;
+    static_assert(fnn::diagnostics::freeze_at_layer<layer_index>::template group_norm_has_a_deploy_layer<
+                      has_deploy_layer>::ok,
+                  "fnn: deploy::freeze does not support group_norm yet (fnn::deploy has no group_norm layer); "
+                  "run such a network with net.infer(), or use layer_norm (= group_norm<1>)");
   };
 };
 

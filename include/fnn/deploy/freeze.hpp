@@ -17,7 +17,9 @@
 #include "fnn/layers/activations.hpp"
 #include "fnn/layers/batch_norm.hpp"
 #include "fnn/layers/dense.hpp"
+#include "fnn/core/diagnostics.hpp"
 #include "fnn/layers/dropout.hpp"
+#include "fnn/layers/group_norm.hpp"
 #include "fnn/layers/layer_norm.hpp"
 
 namespace fnn::deploy {
@@ -140,6 +142,14 @@ struct lower<list<D...>, list<at<I, batch_norm_layer<T, F>>, Rest...>> {
 template <class... D, std::size_t I, class T, std::size_t F, class... Rest>
 struct lower<list<D...>, list<at<I, layer_norm_layer<T, F>>, Rest...>> {
   using type = typename lower<list<D..., entry<layer_norm<F>, I>>, list<Rest...>>::type;
+};
+// No deploy counterpart: refused with a diagnostic naming the layer, rather than an incomplete-type error
+// (or a model that silently drops it). The lowering then skips it (same width), so that only it is reported.
+template <class... D, std::size_t I, class T, std::size_t F, std::size_t G, class... Rest>
+struct lower<list<D...>, list<at<I, group_norm_layer<T, F, G>>, Rest...>> {
+  static_assert(fnn::diagnostics::holds<
+                typename fnn::diagnostics::freeze_at_layer<I>::template group_norm_has_a_deploy_layer<false>>);
+  using type = typename lower<list<D...>, list<Rest...>>::type;
 };
 template <class... D, std::size_t I, class T, std::size_t F, class... Rest>
 struct lower<list<D...>, list<at<I, prelu_layer<T, F>>, Rest...>> {

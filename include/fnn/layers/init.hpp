@@ -3,7 +3,9 @@
 // fill() writes a [fan_out x fan_in] weight. Formulas as in the papers and torch.nn.init:
 //   Xavier/Glorot (2010): normal std = gain*sqrt(2/(fan_in+fan_out)), uniform bound = gain*sqrt(6/(fan_in+fan_out))
 //   He/Kaiming (2015):    normal std = gain/sqrt(fan_in),             uniform bound = gain*sqrt(3/fan_in)
-//   LeCun (1998):         normal std = 1/sqrt(fan_in)
+//   LeCun (1998):         normal std = 1/sqrt(fan_in),                uniform bound = sqrt(3/fan_in)
+//                         (the same variance 1/fan_in; torch: kaiming_normal_/kaiming_uniform_ with
+//                         nonlinearity='linear')
 // `gain` comes from the activation that follows (sqrt(2) for ReLU/GELU/Swish, sqrt(2/(1+a^2)) for leaky
 // ReLU with slope a, 1 for tanh/sigmoid/SELU/none), as torch.nn.init.calculate_gain does for ReLU-likes.
 #include <cmath>
@@ -91,6 +93,13 @@ struct lecun_normal final {
   template <class T, class Rng>
   static void fill(std::span<T> w, index_t fan_in, index_t, double, Rng& rng) {
     detail::fill_normal(w, 1.0 / std::sqrt(double(fan_in)), rng);
+  }
+};
+
+struct lecun_uniform final {
+  template <class T, class Rng>
+  static void fill(std::span<T> w, index_t fan_in, index_t, double, Rng& rng) {
+    detail::fill_uniform(w, std::sqrt(3.0 / double(fan_in)), rng);
   }
 };
 

@@ -6,7 +6,7 @@
 //
 // One "; "-separated entry per layer, in order: its name, in- and out-features, then key=value options where
 // the layer has any (dense without bias: "bias=0"; leaky_relu "slope=", elu "alpha=", dropout "p=",
-// maxout "pieces="). Entry i owns the checkpoint tensors "i.weight", "i.bias", ... (PyTorch's numbering).
+// maxout "pieces=", group_norm "groups="). Entry i owns the checkpoint tensors "i.weight", "i.bias", ... (PyTorch's numbering).
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +17,7 @@
 #include "fnn/layers/activations.hpp"
 #include "fnn/layers/dense.hpp"
 #include "fnn/layers/dropout.hpp"
+#include "fnn/layers/group_norm.hpp"
 
 namespace fnn {
 namespace detail {
@@ -52,6 +53,11 @@ struct layer_options<dropout_layer<T, F, P>> {
 template <class T, std::size_t In, std::size_t Pieces>
 struct layer_options<maxout_layer<T, In, Pieces>> {
   static std::string text() { return " pieces=" + std::to_string(Pieces); }
+};
+
+template <class T, std::size_t F, std::size_t Groups>
+struct layer_options<group_norm_layer<T, F, Groups>> {
+  static std::string text() { return " groups=" + std::to_string(Groups); }
 };
 
 }  // namespace detail

@@ -62,6 +62,25 @@ BOOST_AUTO_TEST_CASE(layer_norm_gradients) {
     expect_gradients_match(net, x, labels, fnn::loss::softmax_cross_entropy{}, m);
 }
 
+// Groups of 1 (the instance-norm case, zero input gradient), 2 and 4 features, and group_norm<1> (layer norm).
+template <std::size_t Groups>
+void check_group_norm_gradients() {
+  fnn::basic_sequential<double, fnn::input<5>, fnn::dense<8>, fnn::group_norm<Groups>, fnn::gelu, fnn::dense<3>> net{
+      fnn::seed{13}};
+  fnn_test::plain_sgd sgd{0.3};
+  const auto x = random_matrix<double>(6, 5, 14, 1.5);
+  const auto labels = random_labels(6, 3, 15);
+  net.train_step(x.view(), labels, fnn::loss::softmax_cross_entropy{}, sgd);  // gamma, beta away from 1, 0
+  for (auto m : {fnn::mode::train, fnn::mode::eval})
+    expect_gradients_match(net, x, labels, fnn::loss::softmax_cross_entropy{}, m);
+}
+BOOST_AUTO_TEST_CASE(group_norm_gradients) {
+  check_group_norm_gradients<1>();
+  check_group_norm_gradients<2>();
+  check_group_norm_gradients<4>();
+  check_group_norm_gradients<8>();
+}
+
 BOOST_AUTO_TEST_CASE(dropout_gradients_use_the_same_mask) {
   fnn::basic_sequential<double, fnn::input<5>, fnn::dense<8>, fnn::relu, fnn::dropout<0.4>, fnn::dense<3>> net{
       fnn::seed{11}};

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "fnn/fnn.hpp"
+#include "fnn/network/describe.hpp"
 #include "helpers.hpp"
 
 namespace tt = boost::test_tools;
@@ -131,6 +132,71 @@ BOOST_AUTO_TEST_CASE(layer_norm_normalizes_each_sample) {
     BOOST_TEST(m == 0.0, tt::tolerance(1e-12));
     BOOST_TEST(std::abs(s - 1.0) < 1e-4);  // eps = 1e-5 shrinks it a little
   }
+}
+
+// Each sample's features in groups of 4 (group_norm<3> over 12): every group has mean 0 and variance ~1.
+BOOST_AUTO_TEST_CASE(group_norm_normalizes_each_group_of_each_sample) {
+  fnn::basic_sequential<double, fnn::input<12>, fnn::group_norm<3>> net;
+  auto x = random_matrix<double>(4, 12, 6, 3.0);
+  for (fnn::index_t i = 0; i < 4; ++i)
+    for (fnn::index_t j = 4; j < 8; ++j) x(i, j) += 50.0;  // one group far off: its own statistics remove it
+  const auto y = net.forward(x.view(), fnn::mode::train);
+  for (fnn::index_t i = 0; i < 4; ++i)
+    for (fnn::index_t g = 0; g < 3; ++g) {
+      double m = 0, s = 0;
+      for (fnn::index_t j = 4 * g; j < 4 * g + 4; ++j) m += y(i, j) / 4;
+      for (fnn::index_t j = 4 * g; j < 4 * g + 4; ++j) s += (y(i, j) - m) * (y(i, j) - m) / 4;
+      BOOST_TEST(m == 0.0, tt::tolerance(1e-12));
+      BOOST_TEST(std::abs(s - 1.0) < 1e-3);
+      // The same as normalizing the group by hand with biased variance and eps 1e-5.
+      double xm = 0, xv = 0;
+      for (fnn::index_t j = 4 * g; j < 4 * g + 4; ++j) xm += x(i, j) / 4;
+      for (fnn::index_t j = 4 * g; j < 4 * g + 4; ++j) xv += (x(i, j) - xm) * (x(i, j) - xm) / 4;
+      for (fnn::index_t j = 4 * g; j < 4 * g + 4; ++j)
+        BOOST_TEST(y(i, j) == (x(i, j) - xm) / std::sqrt(xv + 1e-5), tt::tolerance(1e-12));
+    }
+  // Eval mode computes the same (no running statistics).
+  const auto e = net.infer(x.view());
+  for (fnn::index_t i = 0; i < 4; ++i)
+    for (fnn::index_t j = 0; j < 12; ++j) BOOST_TEST(e(i, j) == y(i, j));
+}
+
+// group_norm<1> is layer_norm, with the same per-feature affine; group_norm<C> leaves only beta.
+BOOST_AUTO_TEST_CASE(group_norm_one_group_is_layer_norm_and_c_groups_give_beta) {
+  fnn::basic_sequential<double, fnn::input<6>, fnn::group_norm<1>> gn;
+  fnn::basic_sequential<double, fnn::input<6>, fnn::layer_norm> ln;
+  fnn::basic_sequential<double, fnn::input<6>, fnn::group_norm<6>> inorm;
+  auto set_affine = [](auto& net) {
+    net.for_each_parameter([](auto& p) {
+      for (std::size_t j = 0; j < p.value.size(); ++j) p.value[j] = (p.suffix == "weight" ? 0.5 : -1.0) + 0.1 * double(j);
+    });
+  };
+  set_affine(gn), set_affine(ln), set_affine(inorm);
+  const auto x = random_matrix<double>(5, 6, 2);
+  const auto a = gn.infer(x.view()), b = ln.infer(x.view()), c = inorm.infer(x.view());
+  for (fnn::index_t i = 0; i < 5; ++i)
+    for (fnn::index_t j = 0; j < 6; ++j) {
+      BOOST_TEST(a(i, j) == b(i, j), tt::tolerance(1e-14));
+      BOOST_TEST(c(i, j) == -1.0 + 0.1 * double(j), tt::tolerance(1e-14));
+    }
+}
+
+// Its description (checkpoint metadata "fnn.layers") carries the group count; its affine is "<i>.weight" and
+// "<i>.bias" (torch's GroupNorm state_dict), a norm scale and shift that weights_only decay skips.
+BOOST_AUTO_TEST_CASE(group_norm_description_and_parameter_names) {
+  using net_t = fnn::sequential<fnn::input<4>, fnn::dense<6>, fnn::group_norm<3>, fnn::relu, fnn::dense<2>>;
+  BOOST_TEST(fnn::layers_text<net_t>() == "dense 4 6; group_norm 6 6 groups=3; relu 6 6; dense 6 2");
+  net_t net;
+  std::vector<std::string> names;
+  std::vector<fnn::parameter_kind> kinds;
+  net.for_each_parameter([&](auto& p) {
+    names.push_back(p.name());
+    kinds.push_back(p.kind);
+  });
+  const std::vector<std::string> expected{"0.weight", "0.bias", "1.weight", "1.bias", "3.weight", "3.bias"};
+  BOOST_TEST(names == expected, tt::per_element());
+  BOOST_TEST((kinds[2] == fnn::parameter_kind::norm_scale && kinds[3] == fnn::parameter_kind::norm_shift));
+  BOOST_TEST(net.parameter_count() == 4u * 6 + 6 + 6 + 6 + 6 * 2 + 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
@@ -263,6 +329,10 @@ BOOST_AUTO_TEST_CASE(formulas) {
   expect_std(xu, std::sqrt(6.0 / (in + out)) / std::sqrt(3.0));
   BOOST_TEST(xu.max_abs <= std::sqrt(6.0 / (in + out)));
   expect_std(draw<fnn::init::lecun_normal>(in, out, 1.0), std::sqrt(1.0 / in));
+  const auto lu = draw<fnn::init::lecun_uniform>(in, out, 1.0);  // U(+-sqrt(3/in)): the same variance 1/in
+  expect_std(lu, std::sqrt(1.0 / in));
+  BOOST_TEST(lu.max_abs <= std::sqrt(3.0 / in));
+  BOOST_TEST(lu.max_abs > 0.99 * std::sqrt(3.0 / in));  // uniform up to the bound, not a narrower normal
   expect_std(draw<fnn::init::normal<0.02>>(in, out, 1.0), 0.02);
   expect_std(draw<fnn::init::uniform<0.5>>(in, out, 1.0), 0.5 / std::sqrt(3.0));
   expect_std(draw<fnn::init::torch_linear_default>(in, out, 1.0), 1.0 / std::sqrt(3.0 * in));
