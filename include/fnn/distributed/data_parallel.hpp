@@ -14,8 +14,9 @@
 // stages' backward runs while it travels. The sums are then scaled by 1/N, so the gradient is the mean over
 // the global batch when every rank has the same local batch size. With equal-size slices of one global
 // batch, N ranks give the single-process gradient up to the summation order of the products (float
-// tolerance) -- except through batch norm, whose training statistics here are per rank (as in DDP without
-// SyncBatchNorm).
+// tolerance). Batch norm's training statistics are per rank by default (DDP without SyncBatchNorm); with
+// options.sync_batch_norm they are the global batch's, and the single-process result is matched through batch
+// norm too.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "fnn/distributed/communicator.hpp"
@@ -36,6 +38,51 @@ struct data_parallel_options final {
   // After every step, rank 0's running statistics and counters are copied to all ranks (DDP's
   // broadcast_buffers=True), so that every rank holds the state rank 0 checkpoints.
   bool broadcast_buffers = true;
+  // SyncBatchNorm: every batch_norm layer (fused or not) normalizes with the statistics of the global batch,
+  // merged across ranks, and its backward uses the global sums. Off by default, as in DDP.
+  bool sync_batch_norm = false;
+};
+
+// Batch-norm statistics over MPI. merge_moments gathers every rank's (count, mean, biased variance) and merges
+// them in rank order with Chan et al.'s pairwise formula (the one the fused GEMM epilogue uses across row
+// tiles), so every rank computes the same bits; sums are all-reduced in double.
+class mpi_batch_statistics final : public batch_statistics_sync {
+ public:
+  explicit mpi_batch_statistics(communicator& comm) : comm_(comm) {}
+
+  index_t merge_moments(index_t n, std::span<double> mean, std::span<double> var) override {
+    const std::size_t f = mean.size(), stride = 1 + 2 * f;
+    local_.resize(stride);
+    local_[0] = double(n);
+    std::copy(mean.begin(), mean.end(), local_.begin() + 1);
+    std::copy(var.begin(), var.end(), local_.begin() + 1 + std::ptrdiff_t(f));
+    all_.resize(stride * std::size_t(comm_.size()));
+    detail::check(MPI_Allgather(local_.data(), int(stride), MPI_DOUBLE, all_.data(), int(stride), MPI_DOUBLE,
+                                comm_.native()),
+                  "MPI_Allgather (batch-norm moments)");
+    double count = all_[0];
+    for (std::size_t j = 0; j < f; ++j) {
+      mean[j] = all_[1 + j];
+      var[j] = all_[1 + f + j] * count;  // M2 while merging
+    }
+    for (int r = 1; r < comm_.size(); ++r) {
+      const double* other = all_.data() + std::size_t(r) * stride;
+      const double nb = other[0], total = count + nb;
+      for (std::size_t j = 0; j < f; ++j) {
+        const double delta = other[1 + j] - mean[j];
+        mean[j] += delta * nb / total;
+        var[j] += other[1 + f + j] * nb + delta * delta * count * nb / total;
+      }
+      count = total;
+    }
+    for (std::size_t j = 0; j < f; ++j) var[j] /= count;
+    return index_t(count);
+  }
+  void sum(std::span<double> values) override { comm_.allreduce_sum(values); }
+
+ private:
+  communicator& comm_;
+  std::vector<double> local_, all_;
 };
 
 template <class Net>
@@ -44,10 +91,14 @@ class data_parallel final {
   using T = typename Net::value_type;
 
   data_parallel(Net& net, communicator& comm, data_parallel_options options = {})
-      : net_(net), comm_(comm), options_(options) {
+      : net_(net), comm_(comm), options_(options), statistics_(comm) {
     broadcast_state();
     plan_buckets();
+    set_batch_norm_sync(options_.sync_batch_norm ? &statistics_ : nullptr);
   }
+  data_parallel(const data_parallel&) = delete;
+  data_parallel& operator=(const data_parallel&) = delete;
+  ~data_parallel() { set_batch_norm_sync(nullptr); }
 
   Net& network() noexcept { return net_; }
   communicator& comm() noexcept { return comm_; }
@@ -146,6 +197,14 @@ class data_parallel final {
     }
   }
 
+  void set_batch_norm_sync(batch_statistics_sync* sync) {
+    std::apply([&](auto&... layer) { (set_sync_of(layer, sync), ...); }, net_.layers());
+  }
+  template <class Layer>
+  static void set_sync_of(Layer& layer, batch_statistics_sync* sync) {
+    if constexpr (requires { layer.set_statistics_sync(sync); }) layer.set_statistics_sync(sync);
+  }
+
   void on_stage_done(index_t first_layer) {
     start_ready_buckets(first_layer);
     for (std::size_t i = 0; i < next_bucket_; ++i) buckets_[i].pending.test();  // let MPI progress them
@@ -178,6 +237,7 @@ class data_parallel final {
   Net& net_;
   communicator& comm_;
   data_parallel_options options_;
+  mpi_batch_statistics statistics_;
   std::vector<bucket> buckets_;
   std::size_t next_bucket_ = 0;
 };
