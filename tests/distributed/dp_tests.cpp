@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(two_ranks_of_half_batches_match_one_process_of_the_whole_ba
   const batch data = make_batch(64, 24, 5, 7);
   const slice mine = local_slice(data, world);
   plain_net single{fnn::seed{3}}, shared{fnn::seed{3}};
-  fnn::distributed::data_parallel dp(shared, world);
+  fnn::distributed::data_parallel dp(shared, world, {.check_replicas_every = 1});
   fnn::optim::sgd opt_single{{.lr = 0.1f, .momentum = 0.9f}}, opt_shared{{.lr = 0.1f, .momentum = 0.9f}};
   double worst_loss = 0;
   for (int step = 0; step < 20; ++step) {
@@ -234,4 +234,19 @@ BOOST_AUTO_TEST_CASE(sync_batch_norm_in_the_unfused_reference_layers_too) {
                              << ", max |running statistic difference| " << stats);
   BOOST_CHECK_LT(params, 1e-4);
   BOOST_CHECK_LT(stats, 1e-4);
+}
+
+BOOST_AUTO_TEST_CASE(a_diverged_replica_is_named) {
+  fnn::distributed::communicator world;
+  plain_net net{fnn::seed{21}};
+  fnn::distributed::data_parallel dp(net, world);
+  BOOST_CHECK_NO_THROW(dp.check_replicas_identical());
+  if (world.rank() == 1) net.layer<0>().weight()[5] += 1e-3f;  // as a bit flip or a missed all-reduce would
+  bool named = false;
+  try {
+    dp.check_replicas_identical();
+  } catch (const fnn::distributed_error& e) {
+    named = std::string(e.what()).find("rank 1's parameters or statistics differ from rank 0's") != std::string::npos;
+  }
+  BOOST_CHECK(named);
 }

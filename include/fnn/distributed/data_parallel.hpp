@@ -41,6 +41,10 @@ struct data_parallel_options final {
   // SyncBatchNorm: every batch_norm layer (fused or not) normalizes with the statistics of the global batch,
   // merged across ranks, and its backward uses the global sums. Off by default, as in DDP.
   bool sync_batch_norm = false;
+  // Every this many steps (0: never), check_replicas_identical() after the step: a cheap checksum of every
+  // parameter and statistic, gathered and compared, that turns a silent divergence of the replicas into an
+  // error naming the rank.
+  int check_replicas_every = 0;
 };
 
 // Batch-norm statistics over MPI. merge_moments gathers every rank's (count, mean, biased variance) and merges
@@ -115,6 +119,7 @@ class data_parallel final {
     st.finite = std::isfinite(st.loss) && std::isfinite(st.grad_norm);
     opt.step(net_);
     if (options_.broadcast_buffers) broadcast_buffers();
+    if (options_.check_replicas_every > 0 && ++steps_ % options_.check_replicas_every == 0) check_replicas_identical();
     return st;
   }
 
@@ -240,6 +245,7 @@ class data_parallel final {
   mpi_batch_statistics statistics_;
   std::vector<bucket> buckets_;
   std::size_t next_bucket_ = 0;
+  std::int64_t steps_ = 0;
 };
 
 }  // namespace fnn::distributed
