@@ -11,6 +11,7 @@ packages=(
   g++-aarch64-linux-gnu qemu-user   # tests/cross: the SIMD kernels built for aarch64 (NEON), run under qemu
   clang-14 libclang-rt-14-dev       # tests/fuzz: libFuzzer harnesses (-fsanitize=fuzzer,address,undefined)
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-dev qemu-system-arm  # tests/deploy: Cortex-M
+  openmpi-bin libopenmpi-dev        # tests/distributed: data-parallel training over MPI (optional at build time)
 )
 missing=()
 for p in "${packages[@]}"; do

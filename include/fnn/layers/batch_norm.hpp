@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,21 @@
 #include "fnn/layers/layer.hpp"
 
 namespace fnn {
+
+// Batch statistics shared by several processes (SyncBatchNorm): when a batch_norm layer has one, train mode
+// normalizes with the mean and variance of every process's rows, and backward uses the sums over all of them.
+// fnn/distributed implements it over MPI; nothing else in the library depends on how.
+class batch_statistics_sync {
+ public:
+  // In place: the per-feature mean and biased variance of this process's n rows become those of all
+  // processes' rows. Returns the total row count. Every process gets the same numbers.
+  virtual index_t merge_moments(index_t n, std::span<double> mean, std::span<double> var) = 0;
+  // In place: element-wise sums over all processes.
+  virtual void sum(std::span<double> values) = 0;
+
+ protected:
+  ~batch_statistics_sync() = default;
+};
 
 template <class T, std::size_t Features>
 class batch_norm_layer final {
@@ -47,7 +63,15 @@ class batch_norm_layer final {
       if (n < min_train_batch)
         throw value_error("batch_norm needs at least 2 samples per batch in train mode, got " + std::to_string(n));
       batch_statistics(x);
-      update_running_statistics(n, batch_mean_.data(), batch_var_.data());
+      rows_total_ = n;
+      if (sync_) {
+        rows_total_ = sync_->merge_moments(n, batch_mean_, batch_var_);
+        for (std::size_t j = 0; j < Features; ++j) {
+          mean_[j] = T(batch_mean_[j]);
+          rstd_[j] = T(1.0 / std::sqrt(batch_var_[j] + eps));
+        }
+      }
+      update_running_statistics(rows_total_, batch_mean_.data(), batch_var_.data());
     } else {
       for (std::size_t j = 0; j < Features; ++j) {
         mean_[j] = running_mean_[j];
@@ -61,31 +85,43 @@ class batch_norm_layer final {
       }
   }
 
-  // Uses mean_/rstd_ of the last forward (batch statistics in train mode, running ones in eval mode).
+  // Uses mean_/rstd_ of the last forward (batch statistics in train mode, running ones in eval mode). With a
+  // statistics sync, the two sums are taken over every process's rows (the parameter gradients keep this
+  // process's share: the gradient all-reduce adds the rest).
   void backward(const_matrix_view<T> x, const_matrix_view<T>, const_matrix_view<T> dy, matrix_view<T> dx, mode m) {
     const index_t n = x.rows();
+    std::vector<double> sums(2 * Features, 0.0);  // [sum dy | sum dy * xhat] per feature
     for (std::size_t j = 0; j < Features; ++j) {
       const auto c = index_t(j);
-      double sum_dy = 0, sum_dy_xhat = 0;
       for (index_t i = 0; i < n; ++i) {
         const double xhat = (double(x(i, c)) - double(mean_[j])) * double(rstd_[j]);
-        sum_dy += double(dy(i, c));
-        sum_dy_xhat += double(dy(i, c)) * xhat;
+        sums[j] += double(dy(i, c));
+        sums[Features + j] += double(dy(i, c)) * xhat;
       }
-      beta_grad_[j] += T(sum_dy);
-      gamma_grad_[j] += T(sum_dy_xhat);
-      if (dx.rows() == 0) continue;
-      const double g = double(gamma_[j]) * double(rstd_[j]);
+      beta_grad_[j] += T(sums[j]);
+      gamma_grad_[j] += T(sums[Features + j]);
+    }
+    if (dx.rows() == 0) return;
+    const bool synced = m == mode::train && sync_;
+    if (synced) sync_->sum(sums);
+    const double rows = synced ? double(rows_total_) : double(n);
+    for (std::size_t j = 0; j < Features; ++j) {
+      const auto c = index_t(j);
+      const double g = double(gamma_[j]) * double(rstd_[j]), sum_dy = sums[j], sum_dy_xhat = sums[Features + j];
       for (index_t i = 0; i < n; ++i) {
         if (m == mode::eval) {
           dx(i, c) = T(g * double(dy(i, c)));
         } else {
           const double xhat = (double(x(i, c)) - double(mean_[j])) * double(rstd_[j]);
-          dx(i, c) = T(g * (double(dy(i, c)) - sum_dy / double(n) - xhat * sum_dy_xhat / double(n)));
+          dx(i, c) = T(g * (double(dy(i, c)) - sum_dy / rows - xhat * sum_dy_xhat / rows));
         }
       }
     }
   }
+
+  // SyncBatchNorm: null (the default) for this process's statistics only.
+  void set_statistics_sync(batch_statistics_sync* s) noexcept { sync_ = s; }
+  batch_statistics_sync* statistics_sync() const noexcept { return sync_; }
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
@@ -146,6 +182,8 @@ class batch_norm_layer final {
   buffer<T> mean_, rstd_;  // of the last forward, for backward
   std::vector<double> batch_mean_, batch_var_;
   std::int64_t batches_tracked_ = 0;
+  batch_statistics_sync* sync_ = nullptr;
+  index_t rows_total_ = 0;  // rows behind the last train-mode statistics (all processes' with a sync)
 };
 
 struct batch_norm final {

@@ -15,6 +15,7 @@
 // reference code, the oracle the fused stages are tested against.
 #include <array>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -297,6 +298,27 @@ class network final {
     return value;
   }
 
+  // zero_grad + forward + loss + backward without penalties or an optimizer step, calling
+  // on_ready(first_layer) after each fused stage's backward: from then on the gradients of the parameters of
+  // every layer >= first_layer are final. Data-parallel training (fnn/distributed) starts their all-reduce
+  // there, so that communication overlaps the rest of backward.
+  template <class Loss, class Target, class OnReady>
+    requires std::invocable<OnReady&, index_t>
+  T compute_gradients_streamed(const_matrix_view<T> x, const Target& target, const Loss& loss, mode m,
+                               OnReady&& on_ready) {
+    static_assert(diagnostics::holds<typename diagnostics::the_loss<Loss>::template needs_network_outputs<
+                                     Loss::min_outputs>::template but_the_network_has<out_features>>);
+    check_input(x, m);
+    const auto t = detail::as_target(target);
+    Loss::validate(x.rows(), index_t(out_features), t);
+    zero_grad();
+    const auto y = forward(x, m);
+    grads_[layer_count].resize(y.rows(), y.cols());
+    const T value = loss(y, t, grads_[layer_count].view());
+    backward_from_output_gradient(false, on_ready);
+    return value;
+  }
+
   template <class F>
   void for_each_parameter(F&& f) {
     for_each_layer([&](auto& layer, auto idx) { layer.for_each_parameter(index_t(decltype(idx)::value), f); });
@@ -364,10 +386,15 @@ class network final {
                         std::to_string(min_train_batch));
   }
 
-  void backward_from_output_gradient(bool want_input_gradient) {
+  struct ignore_stage final {
+    void operator()(index_t) const noexcept {}
+  };
+  template <class OnReady = ignore_stage>
+  void backward_from_output_gradient(bool want_input_gradient, OnReady&& on_ready = {}) {
     auto ctx = context();
     for_each_stage_reversed([&]<class Stage>(std::size_t s) {
       detail::stage_runner<Stage>::backward(ctx, workspaces_[s], last_mode_, Stage::first > 0 || want_input_gradient);
+      on_ready(index_t(Stage::first));
     });
   }
 

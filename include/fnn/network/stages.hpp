@@ -33,6 +33,7 @@ struct stage_workspace {
   buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat, folded_weight, folded_bias;
   buffer<T> dz_scale, dz_z_scale, dz_offset;  // the batch-norm input gradient as an a_transform of du
   std::vector<double> mean_d, var_d;
+  index_t rows_total = 0;  // rows behind the batch statistics: every process's with SyncBatchNorm
   matrix<T> du;
   kernels::column_moments<T> moments;
 };
@@ -145,6 +146,35 @@ void batch_norm_train_coefficients(BN& bn, stage_workspace<T>& ws, index_t n, co
   bn.update_running_statistics(n, ws.mean_d.data(), ws.var_d.data());
 }
 
+// SyncBatchNorm: this process's batch moments (mean_d, var_d of n rows) become those of every process's rows.
+// Returns the row count the statistics stand for.
+template <class T, class BN>
+index_t merge_batch_moments(BN& bn, stage_workspace<T>& ws, index_t n) {
+  ws.rows_total = n;
+  if (auto* sync = bn.statistics_sync()) ws.rows_total = sync->merge_moments(n, ws.mean_d, ws.var_d);
+  return ws.rows_total;
+}
+
+// SyncBatchNorm: the backward sums over every process's rows, rescaled by n / rows_total so that the input
+// gradient kernels, which divide by their own n, divide the global sums by the global count.
+template <class T, class BN>
+void share_backward_sums(BN& bn, stage_workspace<T>& ws, index_t n) {
+  auto* sync = bn.statistics_sync();
+  if (!sync) return;
+  const std::size_t f = ws.sum_du.size();
+  std::vector<double> sums(2 * f);
+  for (std::size_t j = 0; j < f; ++j) {
+    sums[j] = double(ws.sum_du[j]);
+    sums[f + j] = double(ws.sum_du_xhat[j]);
+  }
+  sync->sum(sums);
+  const double share = double(n) / double(ws.rows_total);
+  for (std::size_t j = 0; j < f; ++j) {
+    ws.sum_du[j] = T(sums[j] * share);
+    ws.sum_du_xhat[j] = T(sums[f + j] * share);
+  }
+}
+
 template <class T>
 void moments_to_workspace(const kernels::column_moments<T>& mom, stage_workspace<T>& ws) {
   mom.finish(ws.mean.data(), ws.rstd.data());  // rstd holds the variance until batch_norm_train_coefficients
@@ -168,6 +198,7 @@ void batch_norm_activation_reduce(BN& bn, stage_workspace<T>& ws, const_matrix_v
     bn.beta_grad()[std::size_t(j)] += ws.sum_du[std::size_t(j)];
     bn.gamma_grad()[std::size_t(j)] += ws.sum_du_xhat[std::size_t(j)];
   }
+  share_backward_sums(bn, ws, n);  // after the parameter gradients, which keep this process's share
 }
 
 // Backward of batch norm + activation in train mode, without a product to fuse the input gradient into: two
@@ -290,7 +321,7 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     moments_to_workspace(ws.moments, ws);
     const T* offset = nullptr;
     if constexpr (has_bias) offset = d.bias().data();
-    batch_norm_train_coefficients(bn, ws, n, offset);
+    batch_norm_train_coefficients(bn, ws, merge_batch_moments(bn, ws, n), offset);
     kernels::affine_activation<Fn>(n, f, c.acts[First + 1].data(), f, ws.scale.data(), ws.shift.data(),
                                    c.acts[First + 3].data(), f);
   }
@@ -333,7 +364,7 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
       ws.moments.reset(n, f, n);
       ws.moments.reduce(x.data(), x.ld(), 0, n, 0, f);
       moments_to_workspace(ws.moments, ws);
-      batch_norm_train_coefficients(bn, ws, n, static_cast<const T*>(nullptr));
+      batch_norm_train_coefficients(bn, ws, merge_batch_moments(bn, ws, n), static_cast<const T*>(nullptr));
     }
     kernels::affine_activation<Fn>(n, f, x.data(), x.ld(), ws.scale.data(), ws.shift.data(), c.acts[First + 2].data(), f);
   }
