@@ -211,6 +211,16 @@ void compare_kernels(std::mt19937& g) {
     layer::run_reference(*p, x.data(), ref.data(), 3);
     BOOST_TEST_INFO("dense<" << In << ", " << Out << ">, input zero point " << zp);
     BOOST_TEST(fast == ref);
+    // One unit of the accumulator shows: the bias cancels the reference sum of row 0 up to a small offset, and
+    // the multiplier is exactly 1 (2^30 * 2^1 / 2^31).
+    auto exact = std::make_unique<typename layer::params>(*p);
+    for (std::size_t o = 0; o < Out; ++o) {
+      exact->bias[o] = std::int32_t(g() % 100) - q8::detail::accumulate<In>(p->weight + o * In, x.data(), zp, 0);
+      exact->multiplier[o] = 1 << 30, exact->shift[o] = 1;
+    }
+    layer::run(*exact, x.data(), fast.data(), 1);
+    layer::run_reference(*exact, x.data(), ref.data(), 1);
+    BOOST_TEST(std::equal(fast.begin(), fast.begin() + Out, ref.begin()));
   }
 }
 
