@@ -16,7 +16,10 @@
 // weight_scale[channel] and zero point 0. A dense layer accumulates sum (x - x_zero_point) * w + bias exactly in
 // int32 and requantizes with a fixed-point multiplier (Q0.31 in [0.5, 1)) and a power-of-two shift, rounded as
 // the specification's reference arithmetic rounds (below). Non-linear activations are a 256-entry table computed
-// at export time (lookup); ReLU is the clamp of the dense layer before it. The scales, zero points and tables come
+// at export time (lookup); ReLU is the clamp of the dense layer before it. The dense kernel is the plain C++
+// reference (run_reference) except where the target has a faster one, each giving the reference's bits (exact
+// int32 sums): SMLAD on Cortex-M4/M7/M33, SDOT on AArch64 with +dotprod, AVX2 on x86; define
+// FNN_DEPLOY_INT8_REFERENCE_ONLY for the reference everywhere. The scales, zero points and tables come
 // from host-only code (deploy/quantize.hpp, fnn-export --int8); this header builds with -fno-exceptions -fno-rtti
 // and without iostream, zlib, xsimd or a heap, like model.hpp.
 #include <cstddef>

@@ -190,7 +190,7 @@ BOOST_AUTO_TEST_CASE(predict_matches_the_specification) {
   }
 }
 
-// The target's faster dense kernel (AVX2 on an x86 host built with -march=native, SMLAD on Cortex-M4) against
+// The target's faster dense kernel (AVX2 on an x86 host built with -march=native, SDOT, SMLAD) against
 // run_reference on random layers whose widths hit every tail of the 16-wide (and 4-wide) loops, extreme weights,
 // edge zero points, several rows. Where there is no faster kernel, run is run_reference and this passes trivially
 // (the message says which).
@@ -225,9 +225,10 @@ void compare_kernels(std::mt19937& g) {
 }
 
 BOOST_AUTO_TEST_CASE(fast_kernel_matches_the_reference) {
-  BOOST_TEST_MESSAGE("int8 dense kernel: " << (q8::detail::has_avx2    ? "AVX2"
-                                               : q8::detail::has_smlad ? "SMLAD"
-                                                                       : "the reference (no faster kernel here)"));
+  BOOST_TEST_MESSAGE("int8 dense kernel: " << (q8::detail::has_avx2      ? "AVX2"
+                                               : q8::detail::has_smlad   ? "SMLAD"
+                                               : q8::detail::has_dotprod ? "SDOT"
+                                                                         : "the reference (no faster kernel here)"));
   std::mt19937 g(21);
   for (int rep = 0; rep < 3; ++rep) {
     compare_kernels<1, 1>(g);
