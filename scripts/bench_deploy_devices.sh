@@ -21,7 +21,8 @@ cmake --build "$build" --target fnn_deploy_cortex_m4f fnn_deploy_cortex_m4f_smal
   echo "and one predict): what deploy costs beyond the weights. Instructions: SysTick under -icount shift=0, calibrated"
   echo "by a loop of known length; peak stack: painted stack, the check's frames included. int8_* images: the int8"
   echo "export of the same checkpoint (fnn-export --int8), input quantized on the device, every output byte equal to x86;"
-  echo "on the M4F the dense kernel uses SMLAD (the M0+ runs the plain C++ reference kernel)."
+  echo "on the M4F the dense kernel uses SMLAD (the M0+ runs the plain C++ reference kernel). The int8 test images also"
+  echo "hold the kernel check (four dense layers in both kernels, ~10 KB of code, 1 KB of bss): read int8 code on the probe."
   echo
   echo "| image | model | text | data | bss | weights | code | instructions / inference | peak stack |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"

@@ -42,7 +42,7 @@ last_epoch=$(grep -E '^test accuracy' "$tmp/train.log" | tail -1 || true)
 {
   echo "# Deploy int8: test accuracy of the main job's model, int8 vs float (x86)"
   echo
-  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs; $(c++ --version | head -1), -O2"
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs; $(c++ --version | head -1), -O2 (accuracy), -O3 -march=native (latency)"
   echo "fnn commit: $(git -C "$root" rev-parse --short HEAD); date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: scripts/bench_deploy_int8.sh"
   echo
   echo "Model: \`$train_cmd\` (784-256-256-10, dense + batch_norm + GELU blocks)."

@@ -16,7 +16,10 @@
 // weight_scale[channel] and zero point 0. A dense layer accumulates sum (x - x_zero_point) * w + bias exactly in
 // int32 and requantizes with a fixed-point multiplier (Q0.31 in [0.5, 1)) and a power-of-two shift, rounded as
 // the specification's reference arithmetic rounds (below). Non-linear activations are a 256-entry table computed
-// at export time (lookup); ReLU is the clamp of the dense layer before it. The scales, zero points and tables come
+// at export time (lookup); ReLU is the clamp of the dense layer before it. The dense kernel is the plain C++
+// reference (run_reference) except where the target has a faster one, each giving the reference's bits (exact
+// int32 sums): SMLAD on Cortex-M4/M7/M33, SDOT on AArch64 with +dotprod, AVX2 on x86; define
+// FNN_DEPLOY_INT8_REFERENCE_ONLY for the reference everywhere. The scales, zero points and tables come
 // from host-only code (deploy/quantize.hpp, fnn-export --int8); this header builds with -fno-exceptions -fno-rtti
 // and without iostream, zlib, xsimd or a heap, like model.hpp.
 #include <cstddef>
@@ -28,6 +31,8 @@
 #include "fnn/deploy/model.hpp"
 #if defined(__AVX2__) && !defined(FNN_DEPLOY_INT8_REFERENCE_ONLY)
 #include <immintrin.h>  // the x86 kernel's only dependency; a microcontroller build never sees it
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && !defined(FNN_DEPLOY_INT8_REFERENCE_ONLY)
+#include <arm_neon.h>
 #endif
 
 namespace fnn::deploy::int8 {
@@ -167,6 +172,39 @@ inline void accumulate_avx2(const std::int8_t* w, const std::int16_t* xe, const 
 #else
 inline constexpr bool has_avx2 = false;
 #endif
+
+#if !defined(FNN_DEPLOY_INT8_AVX2) && defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD) && \
+    !defined(FNN_DEPLOY_INT8_REFERENCE_ONLY)
+// AArch64 with the dot-product extension (-march=armv8.2-a+dotprod): SDOT on the raw int8 values, sixteen products
+// per instruction, and sum (x - zp) w computed as sum x w - zp sum w, with sum w from a second SDOT against ones.
+// Both sums and the correction are exact in int32 (at most 65535 * 128 * 127 in magnitude), so the value is the
+// reference's (deploy_int8_aarch64_dotprod_qemu compares with the x86 reference outputs and run_reference).
+#define FNN_DEPLOY_INT8_DOTPROD 1
+inline constexpr bool has_dotprod = true;
+template <std::size_t In, std::size_t B>
+inline void accumulate_dotprod(const std::int8_t* w, const std::int8_t* x, std::int32_t x_zero_point,
+                               const std::int32_t* bias, std::int32_t* out) noexcept {
+  int32x4_t acc[B], wsum[B];
+  for (std::size_t b = 0; b < B; ++b) acc[b] = vdupq_n_s32(0), wsum[b] = vdupq_n_s32(0);
+  const int8x16_t ones = vdupq_n_s8(1);
+  for (std::size_t k = 0; k + 16 <= In; k += 16) {
+    const int8x16_t xv = vld1q_s8(x + k);
+    for (std::size_t b = 0; b < B; ++b) {
+      const int8x16_t wv = vld1q_s8(w + b * In + k);
+      acc[b] = vdotq_s32(acc[b], xv, wv);
+      wsum[b] = vdotq_s32(wsum[b], ones, wv);
+    }
+  }
+  for (std::size_t b = 0; b < B; ++b) {
+    std::int32_t s = bias[b] + vaddvq_s32(acc[b]) - x_zero_point * vaddvq_s32(wsum[b]);
+    if constexpr (In % 16 != 0)
+      for (std::size_t j = In / 16 * 16; j < In; ++j) s += (std::int32_t(x[j]) - x_zero_point) * std::int32_t(w[b * In + j]);
+    out[b] = s;
+  }
+}
+#else
+inline constexpr bool has_dotprod = false;
+#endif
 }  // namespace detail
 
 // ---- layers -------------------------------------------------------------------------------------------------
@@ -209,6 +247,21 @@ struct dense final {
       for (std::size_t o = 0; o < Out; ++o)
         y[o] = requantize(p, o,
                           detail::accumulate_smlad<In>(p.weight + o * In, pairs, x, p.input_zero_point, p.bias[o]));
+    }
+#elif defined(FNN_DEPLOY_INT8_DOTPROD)
+    constexpr std::size_t B = 4;
+    for (std::size_t r = 0; r < rows; ++r, x += In, y += Out) {
+      std::size_t o = 0;
+      for (; o + B <= Out; o += B) {
+        std::int32_t acc[B];
+        detail::accumulate_dotprod<In, B>(p.weight + o * In, x, p.input_zero_point, p.bias + o, acc);
+        for (std::size_t b = 0; b < B; ++b) y[o + b] = requantize(p, o + b, acc[b]);
+      }
+      for (; o < Out; ++o) {
+        std::int32_t acc;
+        detail::accumulate_dotprod<In, 1>(p.weight + o * In, x, p.input_zero_point, p.bias + o, &acc);
+        y[o] = requantize(p, o, acc);
+      }
     }
 #elif defined(FNN_DEPLOY_INT8_AVX2)
     constexpr std::size_t B = 4;

@@ -190,7 +190,7 @@ BOOST_AUTO_TEST_CASE(predict_matches_the_specification) {
   }
 }
 
-// The target's faster dense kernel (AVX2 on an x86 host built with -march=native, SMLAD on Cortex-M4) against
+// The target's faster dense kernel (AVX2 on an x86 host built with -march=native, SDOT, SMLAD) against
 // run_reference on random layers whose widths hit every tail of the 16-wide (and 4-wide) loops, extreme weights,
 // edge zero points, several rows. Where there is no faster kernel, run is run_reference and this passes trivially
 // (the message says which).
@@ -211,13 +211,24 @@ void compare_kernels(std::mt19937& g) {
     layer::run_reference(*p, x.data(), ref.data(), 3);
     BOOST_TEST_INFO("dense<" << In << ", " << Out << ">, input zero point " << zp);
     BOOST_TEST(fast == ref);
+    // One unit of the accumulator shows: the bias cancels the reference sum of row 0 up to a small offset, and
+    // the multiplier is exactly 1 (2^30 * 2^1 / 2^31).
+    auto exact = std::make_unique<typename layer::params>(*p);
+    for (std::size_t o = 0; o < Out; ++o) {
+      exact->bias[o] = std::int32_t(g() % 100) - q8::detail::accumulate<In>(p->weight + o * In, x.data(), zp, 0);
+      exact->multiplier[o] = 1 << 30, exact->shift[o] = 1;
+    }
+    layer::run(*exact, x.data(), fast.data(), 1);
+    layer::run_reference(*exact, x.data(), ref.data(), 1);
+    BOOST_TEST(std::equal(fast.begin(), fast.begin() + Out, ref.begin()));
   }
 }
 
 BOOST_AUTO_TEST_CASE(fast_kernel_matches_the_reference) {
-  BOOST_TEST_MESSAGE("int8 dense kernel: " << (q8::detail::has_avx2    ? "AVX2"
-                                               : q8::detail::has_smlad ? "SMLAD"
-                                                                       : "the reference (no faster kernel here)"));
+  BOOST_TEST_MESSAGE("int8 dense kernel: " << (q8::detail::has_avx2      ? "AVX2"
+                                               : q8::detail::has_smlad   ? "SMLAD"
+                                               : q8::detail::has_dotprod ? "SDOT"
+                                                                         : "the reference (no faster kernel here)"));
   std::mt19937 g(21);
   for (int rep = 0; rep < 3; ++rep) {
     compare_kernels<1, 1>(g);
@@ -321,6 +332,59 @@ BOOST_AUTO_TEST_CASE(weights_per_channel_and_tables) {
   BOOST_TEST(int(table[6 + 128]) == -123);  // 0.1 / 0.02 = 5 steps above the zero point
   BOOST_TEST(int(table[255]) == 127);       // saturates
   BOOST_CHECK_THROW(q8::quantize_bias({1e9f}, 1e-3, {1e-3}, "t"), fnn::value_error);
+}
+
+// quantize_dense + fill end to end: the int8 layer's dequantized outputs stay within the error the three
+// roundings allow (half a step of the output, the input's half step through |w|, the weights' half steps through
+// |x|) of the float layer; with relu the clamp keeps them >= 0.
+BOOST_AUTO_TEST_CASE(quantized_dense_tracks_the_float_layer) {
+  constexpr std::size_t In = 24, Out = 6, rows = 50;
+  std::mt19937 g(5);
+  std::normal_distribution<float> n(0.0f, 0.5f);
+  std::uniform_real_distribution<float> u(-1.0f, 2.0f);
+  std::vector<float> w(Out * In), b(Out), x(rows * In), y(rows * Out);
+  for (auto& v : w) v = n(g);
+  for (auto& v : b) v = n(g);
+  for (auto& v : x) v = u(g);
+  q8::range_observer rx, ry;
+  rx.observe(x.begin(), x.end());
+  for (std::size_t r = 0; r < rows; ++r)
+    for (std::size_t o = 0; o < Out; ++o) {
+      double s = b[o];
+      for (std::size_t k = 0; k < In; ++k) s += double(w[o * In + k]) * x[r * In + k];
+      y[r * Out + o] = float(s);
+      ry.observe(s);
+    }
+  for (bool relu : {false, true}) {
+    const auto qx = q8::choose_activation_quantization(rx, "x");
+    const auto qy = relu ? q8::choose_activation_quantization(0.0, ry.max, "y")
+                         : q8::choose_activation_quantization(ry, "y");
+    const auto d = q8::quantize_dense(w, b, Out, In, qx, qy, relu, "t");
+    using m_t = q8::model<fnn::deploy::static_batch<1>, q8::dense<In, Out>>;
+    auto m = std::make_unique<m_t>();
+    m->input = qx, m->output = qy;
+    q8::fill<In, Out>(d, q8::params_of<0>(*m));
+    const auto cw = q8::quantize_weights_per_channel(w, Out, In, "t");
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::int8_t xq[In], yq[Out];
+      float got[Out];
+      m->quantize_input(x.data() + r * In, xq);
+      m->predict(xq, yq);
+      m->dequantize_output(yq, got);
+      for (std::size_t o = 0; o < Out; ++o) {
+        double bound = 0.5 * qy.scale + 1e-6;
+        for (std::size_t k = 0; k < In; ++k)
+          bound += 0.5 * qx.scale * std::fabs(w[o * In + k]) + 0.5 * cw.scale[o] * (std::fabs(x[r * In + k]) + qx.scale);
+        const double want = relu ? std::max(0.0f, y[r * Out + o]) : y[r * Out + o];
+        BOOST_TEST_INFO("relu " << relu << " row " << r << " output " << o << ": int8 " << got[o] << ", float " << want);
+        BOOST_TEST(std::fabs(got[o] - want) <= bound);
+        if (relu) BOOST_TEST(got[o] >= 0.0f);
+      }
+    }
+  }
+  BOOST_CHECK_THROW((q8::fill<In, Out + 1>(q8::quantize_dense(w, b, Out, In, {0.1f, 0}, {0.1f, 0}, false, "t"),
+                                           *std::make_unique<q8::dense<In, Out + 1>::params>())),
+                    fnn::value_error);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -29,7 +29,7 @@ inline constexpr bool self_test = true;
 inline constexpr bool self_test = false;
 #endif
 
-// The target's dense kernel (SMLAD on Cortex-M4, AVX2 on x86, the reference elsewhere) against run_reference on
+// The target's dense kernel (SMLAD on Cortex-M4, AVX2 on x86, SDOT on AArch64 with dotprod, the reference elsewhere) against run_reference on
 // pseudo-random layers whose widths hit the kernels' tails, with extreme weights and edge zero points. Returns the
 // number of differing outputs.
 template <std::size_t In, std::size_t Out>
@@ -57,6 +57,16 @@ int kernel_mismatches_of(std::uint32_t& s) {
       layer::run(p, x, fast, 2);
       layer::run_reference(p, x, ref, 2);
       for (std::size_t i = 0; i < 2 * Out; ++i) bad += fast[i] != ref[i];
+      // Sensitive to one unit of the accumulator: the bias cancels the reference's sum of the first row (up to a
+      // small offset) and the multiplier is exactly 1 (2^30 * 2^1 / 2^31), so the output is the sum itself.
+      for (std::size_t o = 0; o < Out; ++o) {
+        p.bias[o] = std::int32_t(next() % 100) -
+                    fnn::deploy::int8::detail::accumulate<In>(p.weight + o * In, x, zp, 0);
+        p.multiplier[o] = 1 << 30, p.shift[o] = 1;
+      }
+      layer::run(p, x, fast, 1);
+      layer::run_reference(p, x, ref, 1);
+      for (std::size_t i = 0; i < Out; ++i) bad += fast[i] != ref[i];
     }
   }
   return bad;
