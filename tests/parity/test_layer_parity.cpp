@@ -2,14 +2,14 @@
 // the affine, in double, for one group (layer norm), groups of one feature (instance norm) and in between.
 #define BOOST_TEST_MODULE fnn_layer_parity
 #define BOOST_TEST_NO_MAIN
-#include <boost/test/unit_test.hpp>
+#include <sys/wait.h>
 
+#include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <string>
-#include <sys/wait.h>
 #include <vector>
 
 #include "fnn/layers/group_norm.hpp"

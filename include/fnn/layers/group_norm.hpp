@@ -112,8 +112,8 @@ struct group_norm final {
   static constexpr layer_role role = layer_role::normalization;
   template <class T, std::size_t Index, std::size_t In, class>
   struct binder {
-    using check = typename diagnostics::at_layer<Index>::template group_norm_groups<Groups>::template
-        must_divide_in_features<In>;
+    using check =
+        typename diagnostics::at_layer<Index>::template group_norm_groups<Groups>::template must_divide_in_features<In>;
     static_assert(diagnostics::holds<check>);
     // A valid stand-in after the diagnostic, so that only it is reported.
     using type = group_norm_layer<T, In, (Groups > 0 && In % Groups == 0 ? Groups : 1)>;

@@ -129,9 +129,9 @@ class basic_lbfgs final {
     }
     // Back from the packed form: a loader has written into the spans.
     const double len = double(scalars[0]);
-    check(len >= 0 && len <= double(h) && len == std::floor(len),
-          "state lbfgs_scalars holds a history length of " + std::to_string(len) + ", history_size is " +
-              std::to_string(h));
+    check(len >= 0 && len <= double(h) && len == std::floor(len), "state lbfgs_scalars holds a history length of " +
+                                                                      std::to_string(len) + ", history_size is " +
+                                                                      std::to_string(h));
     old_dirs_.assign(std::size_t(len), vec(n));
     old_stps_.assign(std::size_t(len), vec(n));
     ro_.clear();
@@ -445,8 +445,10 @@ class basic_lbfgs final {
       ++ls_iter;
       if (f_new > f + c1 * t * gtd || f_new >= bf[lo]) {
         bt[hi] = t, bf[hi] = f_new, bg[hi] = g_new, bgtd[hi] = gtd_new;
-        if (bf[0] <= bf[1]) lo = 0, hi = 1;
-        else lo = 1, hi = 0;
+        if (bf[0] <= bf[1])
+          lo = 0, hi = 1;
+        else
+          lo = 1, hi = 0;
       } else {
         if (std::abs(gtd_new) <= -c2 * gtd) {
           done = true;
@@ -466,7 +468,7 @@ class basic_lbfgs final {
   std::deque<vec> old_dirs_, old_stps_;  // y and s pairs, oldest first
   std::deque<double> ro_;                // 1 / y.s
   vec d_, prev_flat_grad_;
-  std::vector<std::size_t> sizes_;       // of the parameter arrays, for the checkpoint layout
+  std::vector<std::size_t> sizes_;  // of the parameter arrays, for the checkpoint layout
   double t_ = 0, h_diag_ = 1, prev_loss_ = 0;
   std::int64_t n_iter_ = 0, func_evals_ = 0;
 };

@@ -87,7 +87,7 @@ class reduce_lr_on_plateau final {
   // One observation that reads and, when it reduces, sets the optimizer's rate (anything with lr()/set_lr()).
   // Returns whether the rate changed.
   template <class Optimizer>
-    requires requires(Optimizer& o) { o.set_lr(o.lr()); }
+  requires requires(Optimizer& o) { o.set_lr(o.lr()); }
   bool step(double metric, Optimizer& opt) {
     using lr_type = decltype(opt.lr());
     const double before = static_cast<double>(opt.lr());
@@ -100,8 +100,7 @@ class reduce_lr_on_plateau final {
   bool in_cooldown() const noexcept { return state_.cooldown_counter > 0; }
   const plateau_state& state() const noexcept { return state_; }
   void set_state(const plateau_state& s) {
-    check(s.num_bad_epochs >= 0 && s.cooldown_counter >= 0 && s.last_epoch >= 0,
-          "plateau state counters must be >= 0");
+    check(s.num_bad_epochs >= 0 && s.cooldown_counter >= 0 && s.last_epoch >= 0, "plateau state counters must be >= 0");
     state_ = s;
   }
 
