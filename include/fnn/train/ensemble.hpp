@@ -6,7 +6,7 @@
 //   fnn::train::mean_probabilities acc;
 //   for (auto& m : members) acc.add(m.infer(x));                   // logits of each member
 //   fnn::matrix<float> ensemble = acc.mean();
-//   auto tta = fnn::train::tta_probabilities(x, fnn::train::default_tta(28, 28),
+//   auto tta = fnn::train::tta_probabilities(x, 28, 28, fnn::train::default_tta(),
 //                                            [&](fnn::const_matrix_view<float> v) { return net.infer(v); });
 #include <algorithm>
 #include <cmath>
