@@ -163,6 +163,11 @@ int main(int argc, char** argv) {
                "uninterrupted run)");
   app.add_option("--stop-after", o.stop_after, "stop after this epoch as if interrupted (to try --resume)")
       ->check(integer_in(0, 1000000));
+  int search = 0;
+  app.add_option("--search", search,
+                 "random search: N trials of this run with log-uniform --lr in [1e-4, 1e-2] and --weight-decay in "
+                 "[1e-5, 1e-1], judged on --val; writes <out>/search.csv and prints the best as a command line")
+      ->check(integer_in(0, 100000));
   CLI11_PARSE(app, argc, argv);
   o.data = data;
   o.out = out;
@@ -183,6 +188,10 @@ int main(int argc, char** argv) {
           throw fnn::io_error((o.out / "state.safetensors").string() + ": __metadata__ \"fnn.train." + name +
                               "\" has a bad value \"" + it->second.substr(0, 40) + "\"");
       });
+    }
+    if (search > 0) {
+      fnn_train::random_search(o, search);
+      return 0;
     }
     fnn_train::train(o);
     return 0;

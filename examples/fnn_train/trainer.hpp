@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <span>
@@ -403,6 +404,7 @@ struct result {
   int last_epoch = 0;      // the run's last epoch (an early stop ends before --epochs)
   int best_epoch = 0;      // by the monitored validation metric (with --val)
   bool stopped_early = false;
+  double best_val = std::nan("");  // the monitored validation metric at the best epoch
   double seconds = 0;
 };
 
@@ -904,6 +906,7 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   }
   r.last_epoch = last_good;
   r.best_epoch = es.best_epoch();
+  r.best_val = es.best();
   const bool finished = r.stopped_early || last_good == o.epochs;
 
   // The model handed over: the best epoch's by the validation metric (with --val), else the last one's.
@@ -993,6 +996,81 @@ inline result train(const options& o, std::FILE* out = stdout) {
                                                       .decay = decay}},
                               out);
   throw fnn::value_error("unknown optimizer '" + o.optimizer + "' (adamw, adam, sgd, rmsprop, adagrad)");
+}
+
+// The command line that reproduces a run: every option that differs from fnn-train's defaults, found through
+// the reflected options (where the run is written and how many threads it uses are left out).
+inline std::string command_line(const options& o) {
+  const options defaults;
+  std::map<std::string, std::string> plain;
+  for_each_setting(defaults, [&](const char* name, const auto& v) {
+    plain[name] = fnn::train::codec<std::decay_t<decltype(v)>>::to_text(v);
+  });
+  std::string cmd = "fnn-train";
+  for_each_setting(o, [&](const char* name, const auto& v) {
+    using field = std::decay_t<decltype(v)>;
+    const std::string text = fnn::train::codec<field>::to_text(v);
+    if (detail::runtime_only(name) || std::string(name) == "test_subset" || text == plain[name]) return;
+    std::string flag = name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if constexpr (std::is_same_v<field, bool>) cmd += v ? " --" + flag : " --no-" + flag;
+    else cmd += " --" + flag + " " + (text.empty() || text.find(' ') != std::string::npos ? "'" + text + "'" : text);
+  });
+  return cmd;
+}
+
+struct search_trial {
+  int trial = 0;
+  float lr = 0, weight_decay = 0;
+  int best_epoch = 0;
+  double best_val = 0;  // the monitored validation metric at the best epoch
+};
+
+// Random search (Bergstra and Bengio 2012) over the learning rate and the weight decay, both log-uniform (in
+// [1e-4, 1e-2] and [1e-5, 1e-1]), from the run's seed: each trial is the run `base` describes, with its own
+// values, in <out>/trial-<n>, judged on the validation split. Writes <out>/search.csv (one row per trial) and
+// returns the trials best first.
+inline std::vector<search_trial> random_search(const options& base, int trials, std::FILE* out = stdout) {
+  if (trials < 1) throw fnn::value_error("--search needs at least 1 trial, got " + std::to_string(trials));
+  if (base.val.empty())
+    throw fnn::value_error("--search needs --val: trials are compared on the validation split, never on the test set");
+  std::error_code ec;
+  std::filesystem::create_directories(base.out, ec);
+  if (ec) throw fnn::io_error(base.out.string() + ": cannot create the output directory: " + ec.message());
+  std::mt19937_64 rng(fnn::data::splitmix64(base.seed ^ 0x5EA4C4ull));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const auto log_uniform = [&](double lo, double hi) { return float(lo * std::pow(hi / lo, u(rng))); };
+  std::vector<search_trial> done;
+  std::string csv = "trial,lr,weight_decay,best_epoch,best_val_" + base.monitor + "\n";
+  for (int t = 1; t <= trials; ++t) {
+    options o = base;
+    o.lr = log_uniform(1e-4, 1e-2);
+    o.weight_decay = log_uniform(1e-5, 1e-1);
+    o.out = base.out / ("trial-" + std::to_string(t));
+    o.quiet = true, o.resume = false, o.stop_after = 0, o.average = 0, o.tta = false;
+    const auto r = train(o, nullptr);
+    done.push_back({t, o.lr, o.weight_decay, r.best_epoch, r.best_val});
+    char row[160];
+    std::snprintf(row, sizeof row, "%d,%.6g,%.6g,%d,%.6f\n", t, double(o.lr), double(o.weight_decay), r.best_epoch,
+                  r.best_val);
+    csv += row;
+    fnn::io::write_file_atomic(base.out / "search.csv", csv);
+    if (out != nullptr) {
+      std::fprintf(out, "trial %d/%d  lr %.3g  weight decay %.3g  best val %s %.4f (epoch %d)\n", t, trials,
+                   double(o.lr), double(o.weight_decay), base.monitor.c_str(), r.best_val, r.best_epoch);
+      std::fflush(out);
+    }
+  }
+  std::stable_sort(done.begin(), done.end(), [&](const search_trial& a, const search_trial& b) {
+    return base.monitor == "loss" ? a.best_val < b.best_val : a.best_val > b.best_val;
+  });
+  if (out != nullptr) {
+    options best = base;
+    best.lr = done.front().lr, best.weight_decay = done.front().weight_decay;
+    std::fprintf(out, "best: trial %d (%s/search.csv)\n  %s\n", done.front().trial, base.out.c_str(),
+                 command_line(best).c_str());
+  }
+  return done;
 }
 
 }  // namespace fnn_train

@@ -242,3 +242,38 @@ BOOST_AUTO_TEST_CASE(fnn_eval_ensemble_averages_probabilities) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(search)
+
+BOOST_AUTO_TEST_CASE(random_search_writes_a_table_and_its_best_trial_is_reproducible) {
+  scratch_dir data("wfr_data"), out("wfr_out"), again("wfr_again");
+  fnn_train::test::write_synthetic_mnist(data.path, 300, 50);
+  auto o = small_run(data.path, out.path);
+  o.epochs = 1;
+  o.val = "0.2";
+  BOOST_CHECK_THROW(fnn_train::random_search(small_run(data.path, out.path), 2, nullptr), fnn::value_error);
+  const auto trials = fnn_train::random_search(o, 3, nullptr);
+  BOOST_REQUIRE(trials.size() == 3u);
+  const std::string csv = slurp(out.path / "search.csv");
+  BOOST_TEST(std::count(csv.begin(), csv.end(), '\n') == 4, csv);
+  BOOST_TEST(csv.rfind("trial,lr,weight_decay,best_epoch,best_val_loss\n", 0) == 0, csv);
+  for (const auto& t : trials) {
+    BOOST_TEST((t.lr >= 1e-4f && t.lr <= 1e-2f));
+    BOOST_TEST((t.weight_decay >= 1e-5f && t.weight_decay <= 1e-1f));
+  }
+  BOOST_TEST(trials[0].best_val <= trials[1].best_val);  // best first
+  BOOST_TEST(trials[0].lr != trials[1].lr);
+  // The best trial, run on its own with its values, gives the same validation score.
+  auto best = o;
+  best.out = again.path;
+  best.lr = trials[0].lr;
+  best.weight_decay = trials[0].weight_decay;
+  BOOST_TEST(fnn_train::train(best, nullptr).best_val == trials[0].best_val);
+  const std::string cmd = fnn_train::command_line(best);
+  BOOST_TEST(cmd.find(" --val 0.2") != std::string::npos, cmd);
+  BOOST_TEST(cmd.find(" --epochs 1") != std::string::npos, cmd);
+  BOOST_TEST(cmd.find(" --weight-decay ") != std::string::npos, cmd);
+  BOOST_TEST(cmd.find("--out") == std::string::npos, cmd);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
