@@ -51,16 +51,24 @@ inline int remove_stale_temporaries(const std::filesystem::path& dir) {
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
-    for (std::string_view owned : {"state.safetensors", "model.safetensors", "metrics.csv", "standardize.safetensors"})
-      if (name.size() > owned.size() + 5 && name.compare(0, owned.size(), owned) == 0 &&
-          name.compare(owned.size(), 5, ".tmp-") == 0 && std::filesystem::remove(e.path(), ec))
-        ++removed;
+    bool ours = false;
+    for (std::string_view owned : {"state.safetensors", "model.safetensors", "best.safetensors",
+                                   "averaged.safetensors", "metrics.csv", "standardize.safetensors"})
+      ours = ours || (name.size() > owned.size() + 5 && name.compare(0, owned.size(), owned) == 0 &&
+                      name.compare(owned.size(), 5, ".tmp-") == 0);
+    // The epoch snapshots of --average: "epoch-<n>.safetensors.tmp-..."
+    const auto snap = name.find(".safetensors.tmp-");
+    if (name.rfind("epoch-", 0) == 0 && snap != std::string::npos && snap > 6 &&
+        name.find_first_not_of("0123456789", 6) == snap)
+      ours = true;
+    if (ours && std::filesystem::remove(e.path(), ec)) ++removed;
   }
   return removed;
 }
 
 // Test hook: FNN_TRAIN_CRASH_AFTER=<point>:<n> kills the process with SIGKILL right after the n-th time the
-// run passes <point> ("state", "model", "metrics": just after that file's atomic rename). Unset: does nothing.
+// run passes <point> ("state", "model", "best", "snapshot", "metrics": just after that file's atomic rename).
+// Unset: does nothing.
 inline void crash_point(std::string_view point) {
   static const std::string spec = [] {
     const char* s = std::getenv("FNN_TRAIN_CRASH_AFTER");

@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <span>
@@ -29,7 +30,15 @@
 #include "fnn/io/checkpoint.hpp"
 #include "fnn/io/mnist.hpp"
 #include "fnn/network/describe.hpp"
+#include "fnn/data/augment.hpp"
+#include "fnn/data/batches.hpp"
+#include "fnn/data/split.hpp"
+#include "fnn/data/standardize.hpp"
 #include "fnn/optim/optim.hpp"
+#include "fnn/train/average.hpp"
+#include "fnn/train/early_stopping.hpp"
+#include "fnn/train/ensemble.hpp"
+#include "fnn/train/reflect.hpp"
 #include "run_dir.hpp"
 #if __has_include("fnn/kernels/threads.hpp")
 #include "fnn/kernels/threads.hpp"
@@ -49,12 +58,49 @@ inline constexpr std::array<const char*, classes> class_names = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
 inline constexpr const char* architecture = "784-256-256-10 (dense, batch_norm, gelu) x2, dense";
 
-struct options {
+// The optimizer's hyper-parameters, PyTorch's defaults. A negative weight_decay / eps means the optimizer's own
+// default (weight decay 1e-2 for AdamW, 0 for the others; eps 1e-10 for Adagrad, 1e-8 for the others).
+struct optimizer_settings {
+  float weight_decay = -1;
+  float momentum = 0;   // sgd, rmsprop
+  float dampening = 0;  // sgd
+  bool nesterov = false;
+  float beta1 = 0.9f, beta2 = 0.999f;  // adam, adamw
+  float eps = -1;
+  bool amsgrad = false;
+  float alpha = 0.99f;  // rmsprop
+  bool centered = false;
+  float lr_decay = 0;             // adagrad
+  float initial_accumulator = 0;  // adagrad
+  float l1 = 0;                   // optimizer-side L1: l1 * sign(w) added to the gradient
+  float max_grad_norm = 0;        // > 0: clip by the global L2 norm
+  float clip_value = 0;           // > 0: clamp each gradient element
+  std::string decay = "all";      // which parameters weight_decay/l1 apply to: all (PyTorch) or weights_only
+  float penalty_l1 = 0, penalty_l2 = 0;  // loss terms lambda*|w|_1, lambda/2*|w|^2 (fnn::penalty)
+};
+
+struct schedule_settings {
+  // Learning-rate schedule, stepped every batch: cosine (to eta_min over all steps), constant, step (x gamma
+  // every step_epochs, default a third of the run), multistep (x gamma at each of `milestones` epochs),
+  // exponential (x gamma per epoch), inverse_time (lr / (1 + k t), t in epochs), warm_restarts (SGDR, t0
+  // epochs, x t_mult). warmup > 0 ramps linearly from warmup_factor * lr over that many steps first.
+  std::string schedule = "cosine";
+  double gamma = 0.1;
+  double step_epochs = 0;
+  std::string milestones;
+  double eta_min = 0;
+  double k = 1;
+  int t0 = 1, t_mult = 1;
+  int warmup = 0;
+  double warmup_factor = 1.0 / 3.0;  // torch.optim.lr_scheduler.LinearLR's start_factor
+};
+
+// Three structs because Boost.Hana adapts at most 40 fields per struct; `options` is still one flat aggregate.
+struct options : optimizer_settings, schedule_settings {
   int epochs = 10;
   int batch = 128;
   float lr = 1e-3f;
-  std::string optimizer = "adamw";  // adamw (weight decay 1e-2), adam, sgd (momentum 0.9), rmsprop
-  std::string schedule = "cosine";  // cosine over all steps, constant, step (x0.1 every third of the run)
+  std::string optimizer = "adamw";  // adamw, adam, sgd, rmsprop, adagrad
   std::uint64_t seed = 42;
   // 1 by default: at batch 128 the products are too small for a second thread to pay for its
   // synchronization (measured on the 2-core machine: 7.6 s with 1 thread, 8.4 s with 2, same accuracy).
@@ -66,10 +112,51 @@ struct options {
   float noise = 0.0f;
   long subset = 0;       // first N training samples (0: all)
   long test_subset = 0;  // first N test samples (0: all; for tests)
+  // Validation split held out of the training set ("0.1" or "5000"; empty: none, and the per-epoch metrics
+  // are on the test set as before). With it the test set is scored once, at the end.
+  std::string val;
+  bool stratify = true;  // the split keeps the class shares
+  int early_stop = 0;    // patience in epochs (0: off; needs val)
+  double min_delta = 0;  // an improvement of the monitored metric must exceed this
+  std::string monitor = "loss";  // val loss or accuracy, for early stopping and best.safetensors
+  int average = 0;       // average the last K epochs' weights into averaged.safetensors (0: off)
+  bool tta = false;      // the final test score averages the predictions over shifted/flipped copies
   bool resume = false;
   int stop_after = 0;  // stop after this epoch as if interrupted (0: never; to test --resume)
   bool quiet = false;  // no output at all (tests)
 };
+
+}  // namespace fnn_train
+
+// The trainer's options are data too: written into every training state ("fnn.train.<field>") and compared on
+// resume by the same generic code as the optimizer's (fnn/train/reflect.hpp).
+BOOST_HANA_ADAPT_STRUCT(fnn_train::optimizer_settings, weight_decay, momentum, dampening, nesterov, beta1, beta2, eps,
+                        amsgrad, alpha, centered, lr_decay, initial_accumulator, l1, max_grad_norm, clip_value, decay,
+                        penalty_l1, penalty_l2);
+BOOST_HANA_ADAPT_STRUCT(fnn_train::schedule_settings, schedule, gamma, step_epochs, milestones, eta_min, k, t0, t_mult,
+                        warmup, warmup_factor);
+BOOST_HANA_ADAPT_STRUCT(fnn_train::options, epochs, batch, lr, optimizer, seed, threads, data, out, standardize, augment,
+                        noise, subset, test_subset, val, stratify, early_stop, min_delta, monitor, average, tta, resume,
+                        stop_after, quiet);
+
+namespace fnn_train {
+// f(name, field&) over every reflected field of the options, the two settings structs' included.
+template <class O, class F>
+void for_each_setting(O& o, F&& f) {
+  using opt_t = std::conditional_t<std::is_const_v<O>, const optimizer_settings, optimizer_settings>;
+  using sch_t = std::conditional_t<std::is_const_v<O>, const schedule_settings, schedule_settings>;
+  fnn::train::for_each_option(static_cast<opt_t&>(o), f);
+  fnn::train::for_each_option(static_cast<sch_t&>(o), f);
+  fnn::train::for_each_option(o, f);
+}
+inline void write_settings(fnn::io::metadata& m, const options& o) {
+  for_each_setting(o, [&](const char* name, const auto& v) {
+    m[std::string("fnn.train.") + name] = fnn::train::codec<std::decay_t<decltype(v)>>::to_text(v);
+  });
+}
+}  // namespace fnn_train
+
+namespace fnn_train {
 
 // Training diverged (NaN/inf loss): the last good checkpoint is kept.
 class diverged final : public std::runtime_error {
@@ -119,75 +206,31 @@ inline dataset load_split(const std::filesystem::path& dir, fnn::io::split which
   return out;
 }
 
-// Per-feature standardization with statistics of the training set only. The standard deviation is floored
-// at 0.05 (in pixel units of [0, 1]): Fashion-MNIST's border pixels are almost always 0, and dividing by
-// their tiny spread would turn a faint test-set pixel into a huge input.
-struct standardizer {
-  std::vector<float> mean, std;
+// The rows `idx` of a data set (a validation split's two parts).
+inline dataset subset_of(const dataset& d, const std::vector<std::int32_t>& idx) {
+  dataset out;
+  out.pixels.resize(idx.size() * 784);
+  out.y.reserve(idx.size());
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    std::memcpy(out.pixels.data() + i * 784, d.pixels.data() + std::size_t(idx[i]) * 784, 784);
+    out.y.push_back(d.y[std::size_t(idx[i])]);
+  }
+  return out;
+}
 
-  // Of the float images (pixel / 255), summed image by image in order.
-  static standardizer fit(const dataset& x) {
-    constexpr std::size_t f = 784;
-    std::vector<double> m(f, 0.0), m2(f, 0.0);
-    std::array<float, f> row;
-    for (fnn::index_t i = 0; i < x.size(); ++i) {
-      x.to_float(i, 1, row.data());
-      for (std::size_t j = 0; j < f; ++j) m[j] += row[j];
-    }
-    for (auto& v : m) v /= double(x.size());
-    for (fnn::index_t i = 0; i < x.size(); ++i) {
-      x.to_float(i, 1, row.data());
-      for (std::size_t j = 0; j < f; ++j) {
-        const double d = row[j] - m[j];
-        m2[j] += d * d;
-      }
-    }
-    standardizer s;
-    for (std::size_t j = 0; j < f; ++j) {
-      s.mean.push_back(float(m[j]));
-      s.std.push_back(float(std::max(std::sqrt(m2[j] / double(x.size())), 0.05)));
-    }
-    return s;
-  }
-  void apply(fnn::matrix_view<float> x) const {
-    for (fnn::index_t i = 0; i < x.rows(); ++i)
-      for (fnn::index_t j = 0; j < x.cols(); ++j) x(i, j) = (x(i, j) - mean[std::size_t(j)]) / std[std::size_t(j)];
-  }
-  // Checkpoints of earlier fnn-train versions kept the statistics in a side file (see standardize_path_of).
-  static standardizer load(const std::filesystem::path& path) {
-    const auto f = fnn::io::read_safetensors(path);
-    return {f.values<float>("mean", {784}), f.values<float>("std", {784})};
-  }
-  // As checkpoint metadata ("fnn.standardize.mean" / ".std": 784 numbers each, exact as %.9g), so that a model
-  // file is complete on its own and fnn-eval needs no side file.
-  static std::string to_text(const std::vector<float>& v) {
-    std::string s;
-    char b[32];
-    for (float x : v) {
-      std::snprintf(b, sizeof b, "%s%.9g", s.empty() ? "" : ",", double(x));
-      s += b;
-    }
-    return s;
-  }
-  static std::vector<float> from_text(const std::filesystem::path& file, const std::string& key, const std::string& s) {
-    std::vector<float> v;
-    for (std::size_t at = 0; at <= s.size() && !s.empty();) {
-      const std::size_t end = std::min(s.find(',', at), s.size());
-      const std::string item = s.substr(at, end - at);
-      char* stop = nullptr;
-      const float x = std::strtof(item.c_str(), &stop);
-      if (item.empty() || *stop != '\0' || !std::isfinite(x) || (key.ends_with("std") && !(x > 0)))
-        throw fnn::io_error(file.string() + ": __metadata__ \"" + key + "\" item " + std::to_string(v.size()) +
-                            " is not a valid number: \"" + item.substr(0, 30) + "\"");
-      v.push_back(x);
-      at = end + 1;
-    }
-    if (v.size() != 784)
-      throw fnn::io_error(file.string() + ": __metadata__ \"" + key + "\" holds " + std::to_string(v.size()) +
-                          " numbers, expected 784");
-    return v;
-  }
-};
+// Per-feature standardization (fnn::data::standardizer) with statistics of the training set only. The standard
+// deviation is floored at 0.05 (in pixel units of [0, 1]): Fashion-MNIST's border pixels are almost always 0,
+// and dividing by their tiny spread would turn a faint test-set pixel into a huge input.
+using standardizer = fnn::data::standardizer;
+inline standardizer fit_standardizer(const dataset& x) {
+  return standardizer::fit(
+      x.size(), 784, [&](fnn::index_t i, float* row) { x.to_float(i, 1, row); }, {.min_std = 0.05});
+}
+// Checkpoints of earlier fnn-train versions kept the statistics in a side file (see standardize_path_of).
+inline standardizer load_standardizer_file(const std::filesystem::path& path) {
+  const auto f = fnn::io::read_safetensors(path);
+  return {f.values<float>("mean", {784}), f.values<float>("std", {784})};
+}
 
 // The standardization file a checkpoint's metadata names: a plain file name, resolved in the checkpoint's own
 // directory only, and opened only if it is a regular file (a crafted checkpoint must not make fnn-eval read
@@ -212,15 +255,10 @@ inline std::filesystem::path standardize_path_of(const std::filesystem::path& ch
 // next to it; none if it names neither.
 inline std::optional<standardizer> standardization_of(const fnn::io::safetensors_file& f) {
   const auto& m = f.metadata;
-  if (m.count("fnn.standardize.mean") || m.count("fnn.standardize.std")) {
-    if (!m.count("fnn.standardize.mean") || !m.count("fnn.standardize.std"))
-      throw fnn::io_error(f.path.string() + ": __metadata__ has only one of fnn.standardize.mean / .std");
-    return standardizer{standardizer::from_text(f.path, "fnn.standardize.mean", m.at("fnn.standardize.mean")),
-                        standardizer::from_text(f.path, "fnn.standardize.std", m.at("fnn.standardize.std"))};
-  }
+  if (auto s = standardizer::read_metadata(f.path, m, 784)) return s;
   const auto it = m.find("standardize");
   if (it == m.end() || it->second.empty()) return std::nullopt;
-  return standardizer::load(standardize_path_of(f.path, it->second));
+  return load_standardizer_file(standardize_path_of(f.path, it->second));
 }
 
 struct evaluation {
@@ -293,58 +331,80 @@ inline std::string confusion_report(const evaluation& e) {
   return s.str();
 }
 
-// One engine per epoch, derived from (seed, epoch): an epoch's shuffle, shifts, flips and noise do not
-// depend on what ran before, which is what makes --resume reproduce an uninterrupted run exactly.
-inline std::mt19937_64 epoch_engine(std::uint64_t seed, int epoch) {
-  std::uint64_t z = seed + 0x9E3779B97F4A7C15ull * std::uint64_t(epoch + 1);  // splitmix64 finalizer
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return std::mt19937_64(z ^ (z >> 31));
-}
+// Shuffling, augmentation and noise are fnn::data's: one engine per epoch, derived from (seed, epoch), so an
+// epoch's shuffle, shifts, flips and noise do not depend on what ran before (exact --resume).
+using fnn::data::epoch_engine;
+using fnn::data::shuffled_indices;
+// A last batch of one sample is dropped (batch_norm needs two).
+inline fnn::index_t steps_per_epoch(fnn::index_t n, fnn::index_t batch) { return fnn::data::steps_per_epoch(n, batch, 2); }
 
-inline std::vector<std::int32_t> shuffled_indices(fnn::index_t n, std::mt19937_64& rng) {
-  std::vector<std::int32_t> idx(std::size_t(n), 0);
-  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = std::int32_t(i);
-  for (std::size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);  // Fisher-Yates
-  return idx;
-}
-
-// Random shift of up to +-2 pixels in each direction (zero fill) and a horizontal flip with probability 1/2.
-inline void augment_row(float* img, std::mt19937_64& rng) {
-  const int dx = int(rng() % 5) - 2, dy = int(rng() % 5) - 2;
-  const bool flip = (rng() & 1) != 0;
-  std::array<float, 784> src;
-  std::copy(img, img + 784, src.begin());
-  for (int r = 0; r < 28; ++r)
-    for (int c = 0; c < 28; ++c) {
-      const int sr = r - dy;
-      int sc = c - dx;
-      if (flip) sc = 27 - sc;
-      img[r * 28 + c] = (sr >= 0 && sr < 28 && sc >= 0 && sc < 28) ? src[std::size_t(sr * 28 + sc)] : 0.0f;
-    }
-}
-
-// Number of mini-batches per epoch: a last batch of one sample is dropped (batch_norm needs two).
-inline fnn::index_t steps_per_epoch(fnn::index_t n, fnn::index_t batch) {
-  return n / batch + (n % batch >= 2 ? 1 : 0);
-}
-
-inline std::function<double(std::int64_t)> make_schedule(const options& o, std::int64_t total_steps) {
-  if (o.schedule == "cosine") {
-    fnn::optim::cosine_annealing_lr s(o.lr, std::max<std::int64_t>(total_steps, 1));
-    return [s](std::int64_t t) { return s.lr_at(t); };
+// "3,6,8" -> {3, 6, 8}: ascending whole epochs.
+inline std::vector<std::int64_t> parse_milestones(const std::string& text) {
+  std::vector<std::int64_t> out;
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const std::size_t end = std::min(text.find(',', at), text.size());
+    const std::string item = text.substr(at, end - at);
+    char* stop = nullptr;
+    const long long v = std::strtoll(item.c_str(), &stop, 10);
+    if (item.empty() || *stop != '\0' || v < 1 || (!out.empty() && v <= out.back()))
+      throw fnn::value_error("--milestones must be ascending whole epochs >= 1 separated by commas, got \"" +
+                             text.substr(0, 40) + "\"");
+    out.push_back(v);
+    at = end + 1;
   }
+  if (out.empty()) throw fnn::value_error("--schedule multistep needs --milestones (epochs, e.g. 5,8)");
+  return out;
+}
+
+// The learning rate at each optimizer step, from fnn::optim's schedules (epoch-valued options become steps).
+inline std::function<double(std::int64_t)> make_schedule(const options& o, std::int64_t steps_per_epoch,
+                                                         std::int64_t total_steps) {
+  if (o.warmup < 0 || o.warmup >= std::max<std::int64_t>(total_steps, 1))
+    throw fnn::value_error("--warmup must be in [0, " + std::to_string(total_steps) + ") steps, got " +
+                           std::to_string(o.warmup));
+  const std::int64_t main_steps = std::max<std::int64_t>(total_steps - o.warmup, 1);
+  const double spe = double(steps_per_epoch);
+  const auto wrap = [&](auto inner) -> std::function<double(std::int64_t)> {
+    if (o.warmup == 0) return [inner](std::int64_t t) { return inner.lr_at(t); };
+    fnn::optim::linear_warmup w(o.warmup, o.warmup_factor, inner);
+    return [w](std::int64_t t) { return w.lr_at(t); };
+  };
+  if (o.schedule == "cosine") return wrap(fnn::optim::cosine_annealing_lr(o.lr, main_steps, o.eta_min));
   if (o.schedule == "step") {
-    fnn::optim::step_lr s(o.lr, std::max<std::int64_t>(total_steps / 3, 1), 0.1);
-    return [s](std::int64_t t) { return s.lr_at(t); };
+    const auto size = o.step_epochs > 0 ? std::int64_t(std::llround(o.step_epochs * spe)) : main_steps / 3;
+    return wrap(fnn::optim::step_lr(o.lr, std::max<std::int64_t>(size, 1), o.gamma));
   }
-  if (o.schedule == "constant") return [lr = double(o.lr)](std::int64_t) { return lr; };
-  throw fnn::value_error("unknown schedule '" + o.schedule + "' (cosine, constant, step)");
+  if (o.schedule == "multistep") {
+    auto m = parse_milestones(o.milestones);
+    for (auto& v : m) v *= steps_per_epoch;
+    return wrap(fnn::optim::multi_step_lr(o.lr, m, o.gamma));
+  }
+  if (o.schedule == "exponential") return wrap(fnn::optim::exponential_lr(o.lr, std::pow(o.gamma, 1.0 / spe)));
+  if (o.schedule == "inverse_time") return wrap(fnn::optim::inverse_time_lr(o.lr, o.k / spe));
+  if (o.schedule == "warm_restarts")
+    return wrap(fnn::optim::cosine_warm_restarts_lr(o.lr, std::max<std::int64_t>(o.t0 * steps_per_epoch, 1), o.t_mult,
+                                                    o.eta_min));
+  if (o.schedule == "constant") {
+    struct constant {
+      double lr;
+      double lr_at(std::int64_t) const { return lr; }
+    };
+    return wrap(constant{double(o.lr)});
+  }
+  throw fnn::value_error("unknown schedule '" + o.schedule +
+                         "' (cosine, constant, step, multistep, exponential, inverse_time, warm_restarts)");
 }
 
 struct result {
-  evaluation test;
-  int epochs_run = 0;
+  evaluation test;         // of the model the run hands over (the best epoch's with --early-stop)
+  evaluation val;          // of the last epoch (with --val)
+  std::optional<evaluation> averaged_test;  // of averaged.safetensors (with --average)
+  int epochs_run = 0;      // by this process
+  int last_epoch = 0;      // the run's last epoch (an early stop ends before --epochs)
+  int best_epoch = 0;      // by the monitored validation metric (with --val)
+  bool stopped_early = false;
+  double best_val = std::nan("");  // the monitored validation metric at the best epoch
   double seconds = 0;
 };
 
@@ -446,8 +506,9 @@ inline const char* metrics_header =
     "epoch,step,lr,train_loss,train_accuracy,test_loss,test_accuracy,epoch_seconds,samples_per_second";
 
 // metrics.csv from its rows, replaced atomically (a crash or a full disk leaves the previous version).
-inline void write_metrics(const std::filesystem::path& path, const std::string& rows) {
-  fnn::io::write_file_atomic(path, std::string(metrics_header) + "\n" + rows);
+inline std::string metrics_header_for(bool val);
+inline void write_metrics(const std::filesystem::path& path, const std::string& rows, bool val = false) {
+  fnn::io::write_file_atomic(path, metrics_header_for(val) + "\n" + rows);
 }
 
 // The rows kept in a training state: exactly one per epoch 1..epochs, in order (else the state is refused).
@@ -466,18 +527,19 @@ inline void check_metrics_rows(const std::filesystem::path& path, const std::str
                         " epochs, but is the state after epoch " + std::to_string(epochs));
 }
 
-// What model.safetensors says of itself (fnn-eval reads "standardize"; torch ignores it all).
-inline fnn::io::metadata model_metadata(const options& o, int epoch, const std::string& test_accuracy,
-                                        const standardizer& stdz) {
+inline std::string metrics_header_for(bool val) {
+  return val ? "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,epoch_seconds,samples_per_second"
+             : metrics_header;
+}
+
+// What a model export says of itself (fnn-eval reads the standardization; torch ignores it all).
+inline fnn::io::metadata model_metadata(const options& o, int epoch, const std::string& score, const standardizer& stdz) {
   fnn::io::metadata m{{"format", "pt"},
                       {"fnn.architecture", architecture},
                       {"fnn.layers", fnn::layers_text<net_t>()},
                       {"epoch", std::to_string(epoch)},
-                      {"test_accuracy", test_accuracy}};
-  if (o.standardize) {
-    m["fnn.standardize.mean"] = standardizer::to_text(stdz.mean);
-    m["fnn.standardize.std"] = standardizer::to_text(stdz.std);
-  }
+                      {o.val.empty() ? "test_accuracy" : "val_accuracy", score}};
+  if (o.standardize) stdz.write_metadata(m);
   return m;
 }
 
@@ -492,6 +554,58 @@ inline double initial_loss(net_t& net, const dataset& train, const standardizer*
                                                     fnn::matrix_view<float>{}));
 }
 
+// The score of a model on a data set, with test-time augmentation when asked: the probabilities averaged over
+// the image and its shifted/flipped copies (fnn::train::tta_probabilities), each standardized after the shift
+// as a training image is. Returned as log-probabilities, which the loss and the argmax read as logits.
+inline evaluation evaluate_model(net_t& net, const dataset& d, const standardizer* stdz, bool tta) {
+  if (!tta) return evaluate(net, d, stdz);
+  fnn::matrix<float> logp, copy;
+  return evaluate_with(
+      [&](fnn::const_matrix_view<float> x) -> fnn::const_matrix_view<float> {
+        const auto p = fnn::train::tta_probabilities(x, 28, 28, fnn::train::default_tta(),
+                                                     [&](fnn::const_matrix_view<float> v) {
+                                                       copy = fnn::matrix<float>(v.rows(), v.cols(),
+                                                                                 std::span<const float>(v.data(), std::size_t(v.size())));
+                                                       if (stdz != nullptr) stdz->apply(copy.view());
+                                                       return net.infer(copy.view());
+                                                     });
+        logp = fnn::matrix<float>(p.rows(), p.cols());
+        for (fnn::index_t i = 0; i < p.size(); ++i) logp.data()[i] = std::log(std::max(p.data()[i], 1e-30f));
+        return logp.view();
+      },
+      d, nullptr);
+}
+
+inline std::filesystem::path snapshot_path(const std::filesystem::path& out, int epoch) {
+  return out / ("epoch-" + std::to_string(epoch) + ".safetensors");
+}
+
+// The epoch a model export records, 0 if the file is missing or says nothing readable.
+inline int export_epoch(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return 0;
+  const auto f = fnn::io::read_safetensors(path);
+  return int(fnn::io::metadata_integer(path, f.metadata, "epoch", 1, 1 << 30));
+}
+
+// Words of `text` on lines of at most `width` columns, indented by two spaces.
+inline std::string wrapped(const std::string& text, std::size_t width) {
+  std::string out, line = " ";
+  std::istringstream words(text);
+  for (std::string w; words >> w;) {
+    if (line.size() > 1 && line.size() + 1 + w.size() > width) out += line + "\n", line = " ";
+    line += " " + w;
+  }
+  return out + line + "\n";
+}
+
+// Options that name where and how this process runs, not what the run computes: never compared on resume.
+inline bool runtime_only(const std::string& name) {
+  for (const char* k : {"data", "out", "resume", "stop_after", "quiet", "threads"})
+    if (name == k) return true;
+  return false;
+}
+
 template <class Opt>
 result train_with(const options& o, Opt opt, std::FILE* out) {
   using clock = std::chrono::steady_clock;
@@ -500,6 +614,17 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   if (o.batch < 2) throw fnn::value_error("--batch must be >= 2 (batch_norm), got " + std::to_string(o.batch));
   if (!(o.noise >= 0) || !std::isfinite(o.noise)) throw fnn::value_error("--noise must be a finite number >= 0");
   if (!(o.lr >= 0) || !std::isfinite(o.lr)) throw fnn::value_error("--lr must be a finite number >= 0");
+  const bool has_val = !o.val.empty();
+  if (o.early_stop < 0) throw fnn::value_error("--early-stop must be >= 0, got " + std::to_string(o.early_stop));
+  if (o.early_stop > 0 && !has_val)
+    throw fnn::value_error("--early-stop needs a validation split (--val FRACTION|COUNT): stopping on the test set "
+                           "would tune the model to it");
+  if (o.monitor != "loss" && o.monitor != "accuracy")
+    throw fnn::value_error("--monitor must be loss or accuracy, got '" + o.monitor + "'");
+  if (o.average < 0 || o.average > o.epochs)
+    throw fnn::value_error("--average must be in [0, --epochs " + std::to_string(o.epochs) + "], got " +
+                           std::to_string(o.average));
+  if (!(o.penalty_l1 >= 0) || !(o.penalty_l2 >= 0)) throw fnn::value_error("--penalty-l1/--penalty-l2 must be >= 0");
 #ifdef FNN_TRAIN_HAS_THREADS
   if (o.threads > 0) fnn::set_num_threads(o.threads);
 #endif
@@ -512,21 +637,38 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   remove_stale_temporaries(o.out);
   const auto state_path = o.out / "state.safetensors";
   const auto model_path = o.out / "model.safetensors";
+  const auto best_path = o.out / "best.safetensors";
+  const auto averaged_path = o.out / "averaged.safetensors";
   const auto metrics_path = o.out / "metrics.csv";
 
   dataset train = load_split(o.data, fnn::io::split::train, o.subset);
   dataset test = load_split(o.data, fnn::io::split::test, o.test_subset);
+  dataset val;
+  if (has_val) {
+    auto so = fnn::data::parse_split_size(o.val);
+    so.stratified = o.stratify;
+    so.seed = o.seed;
+    const auto parts = fnn::data::validation_split(train.y, so);
+    val = subset_of(train, parts.validation);
+    train = subset_of(train, parts.train);
+  }
   if (train.size() < 2) throw fnn::value_error("need at least 2 training samples, got " + std::to_string(train.size()));
   standardizer stdz;
-  if (o.standardize) stdz = standardizer::fit(train);
+  if (o.standardize) stdz = fit_standardizer(train);
+  const standardizer* stdzp = o.standardize ? &stdz : nullptr;
 
   const fnn::index_t batch = o.batch;
   const fnn::index_t steps = steps_per_epoch(train.size(), batch);
-  const auto lr_at = make_schedule(o, std::int64_t(steps) * o.epochs);
+  const auto lr_at = make_schedule(o, steps, std::int64_t(steps) * o.epochs);
+  fnn::train::early_stopping es{{.patience = o.early_stop,
+                                 .min_delta = o.min_delta,
+                                 .direction = o.monitor == "loss" ? fnn::train::goal::minimize
+                                                                  : fnn::train::goal::maximize}};
   net_t net{fnn::seed{o.seed}};
   int first_epoch = 1;
   int last_good = 0;      // the epoch of the training state on disk (0: none)
   std::string rows;       // metrics.csv without its header; kept in the training state too
+  result r;
   if (o.resume) {
     if (!std::filesystem::exists(state_path, ec)) {
       if (std::filesystem::exists(o.out / "optimizer.safetensors", ec))
@@ -563,15 +705,51 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       if (out != nullptr && meta_or(meta, key, now) != now)
         std::fprintf(out, "warning: resuming with %s %s, the checkpoint was made with %s: not the same run\n",
                      key.c_str(), now.c_str(), meta_or(meta, key).c_str());
+    // Every other hyper-parameter, through the reflected options (older states have none: nothing to compare).
+    for_each_setting(o, [&](const char* name, const auto& v) {
+      const std::string key = std::string("fnn.train.") + name;
+      const std::string now = fnn::train::codec<std::decay_t<decltype(v)>>::to_text(v);
+      if (out != nullptr && !runtime_only(name) && meta.count(key) && meta.at(key) != now &&
+          !meta.count(name))  // the keys above were reported already
+        std::fprintf(out, "warning: resuming with %s %s, the checkpoint was made with %s: not the same run\n", name,
+                     now.c_str(), meta.at(key).c_str());
+    });
+    // The optimizer's hyper-parameters as saved: the learning rate of the last step is restored (the schedule
+    // sets the next one anyway), any other difference is reported.
+    auto saved = opt.options();
+    fnn::train::read_options(state_path, meta, "fnn.optimizer", saved);
+    const float saved_lr = saved.lr;
+    saved.lr = opt.options().lr;
+    if (out != nullptr && fnn::train::describe_options(saved) != fnn::train::describe_options(opt.options()))
+      std::fprintf(out, "warning: resuming with optimizer options\n%sthe checkpoint was made with\n%s",
+                   wrapped(fnn::train::describe_options(opt.options()), 80).c_str(),
+                   wrapped(fnn::train::describe_options(saved), 80).c_str());
+    opt.set_lr(saved_lr);
+    if (has_val) {
+      if (!meta.count("fnn.early_stopping.best"))
+        throw fnn::value_error(state_path.string() + ": was made without a validation split; resume without --val");
+      es.read_metadata(state_path, meta);
+    }
     first_epoch = int(epoch) + 1;
     last_good = int(epoch);
     rows = meta_or(meta, "metrics");
     // The exports follow the state: a crash between the state's rename and theirs left them one epoch behind.
-    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), meta_or(meta, "test_accuracy"), stdz));
-    write_metrics(metrics_path, rows);
+    const std::string score = meta_or(meta, has_val ? "val_accuracy" : "test_accuracy");
+    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), score, stdz));
+    if (has_val && es.best_epoch() == int(epoch)) {
+      fnn::io::save_model(best_path, net, model_metadata(o, int(epoch), score, stdz));
+    } else if (has_val && es.best_epoch() > 0 && export_epoch(best_path) != es.best_epoch()) {
+      throw fnn::io_error(best_path.string() + ": should hold the best epoch " + std::to_string(es.best_epoch()) +
+                          " of the training state, but " +
+                          (export_epoch(best_path) ? "holds epoch " + std::to_string(export_epoch(best_path))
+                                                   : std::string("is missing")));
+    }
+    if (o.average > 0) fnn::io::save_model(snapshot_path(o.out, int(epoch)), net, model_metadata(o, int(epoch), score, stdz));
+    write_metrics(metrics_path, rows, has_val);
+    if (o.early_stop > 0 && es.should_stop()) r.stopped_early = true;
     if (out != nullptr)
-      std::fprintf(out, "resuming %s after epoch %d (step %lld)\n", o.out.c_str(), first_epoch - 1,
-                   static_cast<long long>(opt.step_count()));
+      std::fprintf(out, "resuming %s after epoch %d (step %lld)%s\n", o.out.c_str(), first_epoch - 1,
+                   static_cast<long long>(opt.step_count()), r.stopped_early ? ": it had stopped early" : "");
   } else {
     if (std::filesystem::exists(state_path, ec) || std::filesystem::exists(model_path, ec)) {
       if (out != nullptr)
@@ -579,53 +757,65 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                           "  (--resume would continue it; --out names another directory)\n", o.out.c_str());
       std::filesystem::remove(state_path, ec);  // a crash before epoch 1 must not resume the earlier run
     }
-    write_metrics(metrics_path, rows);
+    // Exports of an earlier run must not pass for this one's.
+    std::filesystem::remove(best_path, ec);
+    std::filesystem::remove(averaged_path, ec);
+    for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("epoch-", 0) == 0 && name.ends_with(".safetensors")) std::filesystem::remove(e.path(), ec);
+    }
+    write_metrics(metrics_path, rows, has_val);
   }
 
   if (out != nullptr && !o.resume) {
     // Lines of at most 80 columns.
-    std::fprintf(out, "fnn-train: %s\n  %ld train / %ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
-                 architecture, long(train.size()), long(test.size()), o.optimizer.c_str(), double(o.lr),
-                 o.schedule.c_str(), o.batch, o.epochs);
+    std::fprintf(out, "fnn-train: %s\n  %ld train / %s%ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
+                 architecture, long(train.size()), has_val ? (std::to_string(val.size()) + " val / ").c_str() : "",
+                 long(test.size()), o.optimizer.c_str(), double(o.lr), o.schedule.c_str(), o.batch, o.epochs);
+    std::fprintf(out, "%s", wrapped(o.optimizer + ": " + fnn::train::describe_options(opt.options()), 80).c_str());
     std::fprintf(out, "initial loss %.4f (untrained, %d classes: expect about ln %d = %.4f)\n",
-                 initial_loss(net, train, o.standardize ? &stdz : nullptr), classes, classes, std::log(double(classes)));
+                 initial_loss(net, train, stdzp), classes, classes, std::log(double(classes)));
   }
 
   const fnn::loss::softmax_cross_entropy ce;
+  const fnn::data::image_augment augment{{.rows = 28, .cols = 28, .max_shift = 2, .horizontal_flip = true}};
+  const bool penalized = o.penalty_l1 > 0 || o.penalty_l2 > 0;
   fnn::matrix<float> xb;
   std::vector<std::int32_t> yb;
   progress bar(out, out != nullptr && ::isatty(::fileno(out)));
-  bar.start_run(std::int64_t(steps) * (o.epochs - first_epoch + 1));
+  bar.start_run(r.stopped_early ? 0 : std::int64_t(steps) * (o.epochs - first_epoch + 1));
   const auto good_text = [&] {
     return last_good > 0 ? "the last good checkpoint (epoch " + std::to_string(last_good) + ") is kept in " +
                                o.out.string() + "."
                          : std::string("no checkpoint was written (the run diverged in its first epoch).");
   };
-  result r;
-  for (int epoch = first_epoch; epoch <= o.epochs; ++epoch) {
+  for (int epoch = first_epoch; epoch <= o.epochs && !r.stopped_early; ++epoch) {
     const auto t_epoch = clock::now();
     auto rng = epoch_engine(o.seed, epoch);
     const auto order = shuffled_indices(train.size(), rng);
-    std::normal_distribution<float> gauss(0.0f, 1.0f);
+    fnn::data::gaussian_noise noise(o.noise);
     double loss_sum = 0, seen = 0;
     long correct = 0;
     bar.start(epoch, o.epochs, steps);
     for (fnn::index_t s = 0; s < steps; ++s) {
-      const fnn::index_t first = s * batch, n = std::min(batch, train.size() - first);
+      const auto idx = fnn::data::batch_of(order, s, batch);
+      const auto n = fnn::index_t(idx.size());
       xb.resize(n, 784);
       yb.resize(std::size_t(n));
       for (fnn::index_t i = 0; i < n; ++i) {
-        const auto src = order[std::size_t(first + i)];
+        const auto src = idx[std::size_t(i)];
         train.to_float(src, 1, xb.view().row(i));
         yb[std::size_t(i)] = train.y[std::size_t(src)];
-        if (o.augment) augment_row(xb.view().row(i), rng);
-        if (o.noise > 0)
-          for (float* p = xb.view().row(i); p != xb.view().row(i) + 784; ++p) *p += o.noise * gauss(rng);
+        if (o.augment) augment(xb.view().row(i), rng);
+        if (o.noise > 0) noise(std::span<float>(xb.view().row(i), 784), rng);
       }
       if (o.standardize) stdz.apply(xb.view());
       const double lr = lr_at(opt.step_count());
       opt.set_lr(float(lr));
-      const fnn::train_stats<float> st = net.train_step(xb.view(), std::span<const std::int32_t>(yb), ce, opt);
+      const std::span<const std::int32_t> labels(yb);
+      const fnn::train_stats<float> st =
+          penalized ? net.train_step(xb.view(), labels, ce, opt, fnn::penalty::l1{o.penalty_l1}, fnn::penalty::l2{o.penalty_l2})
+                    : net.train_step(xb.view(), labels, ce, opt);
       const float loss = st.loss;
       if (!st.finite) {
         bar.finish_line();
@@ -650,52 +840,115 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                      " Try a smaller --lr.");
     }
     const double train_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
-    r.test = evaluate(net, test, o.standardize ? &stdz : nullptr);
+    // Per-epoch scores: on the validation split when there is one (the test set stays unseen until the end).
+    const evaluation scored = evaluate(net, has_val ? val : test, stdzp);
+    (has_val ? r.val : r.test) = scored;
+    const bool improved = has_val && es.update(o.monitor == "loss" ? scored.loss : scored.accuracy);
     const double epoch_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
     char row[512];
     std::snprintf(row, sizeof row, "%d,%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch,
                   static_cast<long long>(opt.step_count()), lr_at(opt.step_count()), loss_sum / seen,
-                  double(correct) / seen, r.test.loss, r.test.accuracy, epoch_seconds, seen / train_seconds);
+                  double(correct) / seen, scored.loss, scored.accuracy, epoch_seconds, seen / train_seconds);
     rows += row;
+    const std::string score = std::to_string(scored.accuracy);
 
-    // The training state is the one commit point: its rename makes the epoch durable. The model export and
-    // metrics.csv follow it (and are rewritten from it on --resume if a crash came in between).
-    fnn::io::save_training_state(state_path, net, opt,
-                                 {{"optimizer", o.optimizer},
-                                  {"epoch", std::to_string(epoch)},
-                                  {"epochs", std::to_string(o.epochs)},
-                                  {"seed", std::to_string(o.seed)},
-                                  {"batch", std::to_string(o.batch)},
-                                  {"lr", std::to_string(o.lr)},
-                                  {"schedule", o.schedule},
-                                  {"train_samples", std::to_string(train.size())},
-                                  {"standardize", o.standardize ? "1" : "0"},
-                                  {"augment", o.augment ? "1" : "0"},
-                                  {"noise", std::to_string(o.noise)},
-                                  {"metrics", rows},
-                                  {"test_accuracy", std::to_string(r.test.accuracy)},
-                                  {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}});
+    // The training state is the one commit point: its rename makes the epoch durable. The exports (model,
+    // best, the epoch snapshot for --average) and metrics.csv follow it, and are rewritten from it on --resume
+    // if a crash came in between; best.safetensors of an earlier best epoch was complete before this epoch began.
+    fnn::io::metadata meta{{"optimizer", o.optimizer},
+                           {"epoch", std::to_string(epoch)},
+                           {"epochs", std::to_string(o.epochs)},
+                           {"seed", std::to_string(o.seed)},
+                           {"batch", std::to_string(o.batch)},
+                           {"lr", std::to_string(o.lr)},
+                           {"schedule", o.schedule},
+                           {"train_samples", std::to_string(train.size())},
+                           {"standardize", o.standardize ? "1" : "0"},
+                           {"augment", o.augment ? "1" : "0"},
+                           {"noise", std::to_string(o.noise)},
+                           {"metrics", rows},
+                           {has_val ? "val_accuracy" : "test_accuracy", score},
+                           {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}};
+    write_settings(meta, o);
+    fnn::train::write_options(meta, "fnn.optimizer", opt.options());
+    if (has_val) es.write_metadata(meta);
+    fnn::io::save_training_state(state_path, net, opt, meta);
     last_good = epoch;
     crash_point("state");
-    fnn::io::save_model(model_path, net, model_metadata(o, epoch, std::to_string(r.test.accuracy), stdz));
+    fnn::io::save_model(model_path, net, model_metadata(o, epoch, score, stdz));
     crash_point("model");
-    write_metrics(metrics_path, rows);
+    if (improved) {
+      fnn::io::save_model(best_path, net, model_metadata(o, epoch, score, stdz));
+      crash_point("best");
+    }
+    if (o.average > 0) {
+      fnn::io::save_model(snapshot_path(o.out, epoch), net, model_metadata(o, epoch, score, stdz));
+      std::filesystem::remove(snapshot_path(o.out, epoch - o.average), ec);  // only the last K are averaged
+      crash_point("snapshot");
+    }
+    write_metrics(metrics_path, rows, has_val);
     crash_point("metrics");
     bar.finish_line();
     if (out != nullptr) {
-      std::fprintf(out, "epoch %2d/%d  train loss %.4f acc %.4f  test loss %.4f acc %.4f  %.2f s\n", epoch,
-                   o.epochs, loss_sum / seen, double(correct) / seen, r.test.loss, r.test.accuracy, epoch_seconds);
+      std::fprintf(out, "epoch %2d/%d  train loss %.4f acc %.4f  %s loss %.4f acc %.4f%s  %.2f s\n", epoch, o.epochs,
+                   loss_sum / seen, double(correct) / seen, has_val ? "val" : "test", scored.loss, scored.accuracy,
+                   improved ? " *" : "", epoch_seconds);
       std::fflush(out);
     }
     ++r.epochs_run;
+    if (o.early_stop > 0 && es.should_stop()) {
+      r.stopped_early = true;
+      if (out != nullptr)
+        std::fprintf(out, "early stop: no improvement of val %s by more than %g for %d epochs (best epoch %d)\n",
+                     o.monitor.c_str(), o.min_delta, es.epochs_without_improvement(), es.best_epoch());
+    }
     if (o.stop_after > 0 && epoch >= o.stop_after) break;
   }
-  if (r.epochs_run == 0) r.test = evaluate(net, test, o.standardize ? &stdz : nullptr);
+  r.last_epoch = last_good;
+  r.best_epoch = es.best_epoch();
+  r.best_val = es.best();
+  const bool finished = r.stopped_early || last_good == o.epochs;
+
+  // The model handed over: the best epoch's by the validation metric (with --val), else the last one's.
+  if (has_val && r.best_epoch > 0 && r.best_epoch != last_good) fnn::io::load_model(best_path, net);
+  r.test = evaluate_model(net, test, stdzp, o.tta && finished);
+  if (o.average > 0 && finished) {
+    std::vector<std::filesystem::path> files;
+    std::string epochs_text;
+    for (int e = std::max(1, last_good - o.average + 1); e <= last_good; ++e) {
+      files.push_back(snapshot_path(o.out, e));
+      epochs_text += (epochs_text.empty() ? "" : ",") + std::to_string(e);
+    }
+    net_t avg;
+    fnn::train::average_checkpoints(avg, files);
+    // Statistics of the averaged weights over the training set, in order, without augmentation.
+    fnn::matrix<float> xa;
+    fnn::train::recompute_batch_norm(avg, steps, [&](fnn::index_t s) {
+      const fnn::index_t first = s * batch, n = std::min(batch, train.size() - first);
+      xa.resize(n, 784);
+      train.to_float(first, n, xa.data());
+      if (stdzp != nullptr) stdz.apply(xa.view());
+      return fnn::const_matrix_view<float>(xa.view());
+    });
+    auto meta = model_metadata(o, last_good, has_val ? std::to_string(evaluate(avg, val, stdzp).accuracy) : "", stdz);
+    if (!has_val) meta.erase("test_accuracy");
+    meta["fnn.averaged_epochs"] = epochs_text;
+    fnn::io::save_model(averaged_path, avg, meta);
+    r.averaged_test = evaluate_model(avg, test, stdzp, o.tta);
+  }
   r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   if (out != nullptr) {
-    std::fprintf(out, "test accuracy %.4f (%ld samples)\n%s", r.test.accuracy, long(test.size()),
-                 confusion_report(r.test).c_str());
-    std::fprintf(out, "total time %.2f s\nmodel: %s\n", r.seconds, model_path.c_str());
+    const std::string which = has_val && r.best_epoch > 0
+                                  ? "best epoch " + std::to_string(r.best_epoch) + " of " + std::to_string(last_good) +
+                                        " by val " + o.monitor
+                                  : "epoch " + std::to_string(last_good);
+    std::fprintf(out, "test accuracy %.4f%s (%ld samples, %s%s)\n%s", r.test.accuracy, o.tta && finished ? " with TTA" : "",
+                 long(test.size()), which.c_str(), has_val ? ", scored once" : "", confusion_report(r.test).c_str());
+    if (r.averaged_test)
+      std::fprintf(out, "averaged model (last %d epochs, batch-norm statistics recomputed): test accuracy %.4f\n  %s\n",
+                   o.average, r.averaged_test->accuracy, averaged_path.c_str());
+    std::fprintf(out, "total time %.2f s\nmodel: %s%s\n", r.seconds, model_path.c_str(),
+                 has_val && r.best_epoch > 0 ? ("\nbest:  " + best_path.string()).c_str() : "");
   }
   return r;
 }
@@ -703,13 +956,121 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
 }  // namespace detail
 
 // Trains as the options say; prints to `out` unless o.quiet. Throws fnn's errors and fnn_train::diverged.
+// Every optimizer option not given keeps PyTorch's default.
 inline result train(const options& o, std::FILE* out = stdout) {
   if (o.quiet) out = nullptr;
-  if (o.optimizer == "adamw") return detail::train_with(o, fnn::optim::adamw{{.lr = o.lr, .weight_decay = 1e-2f}}, out);
-  if (o.optimizer == "adam") return detail::train_with(o, fnn::optim::adam{{.lr = o.lr}}, out);
-  if (o.optimizer == "sgd") return detail::train_with(o, fnn::optim::sgd{{.lr = o.lr, .momentum = 0.9f}}, out);
-  if (o.optimizer == "rmsprop") return detail::train_with(o, fnn::optim::rmsprop{{.lr = o.lr}}, out);
-  throw fnn::value_error("unknown optimizer '" + o.optimizer + "' (adamw, adam, sgd, rmsprop)");
+  if (o.decay != "all" && o.decay != "weights_only")
+    throw fnn::value_error("--decay must be all or weights_only, got '" + o.decay + "'");
+  const auto decay = o.decay == "all" ? fnn::optim::decay_policy::all : fnn::optim::decay_policy::weights_only;
+  const auto wd = [&](float fallback) { return o.weight_decay >= 0 ? o.weight_decay : fallback; };
+  const auto eps = [&](float fallback) { return o.eps >= 0 ? o.eps : fallback; };
+  if (o.optimizer == "adamw" || o.optimizer == "adam") {
+    const bool w = o.optimizer == "adamw";
+    fnn::optim::adam_options<float, true> a{.lr = o.lr, .betas = {o.beta1, o.beta2}, .eps = eps(1e-8f),
+                                            .weight_decay = wd(w ? 1e-2f : 0.0f), .amsgrad = o.amsgrad, .l1 = o.l1,
+                                            .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value, .decay = decay};
+    if (w) return detail::train_with(o, fnn::optim::adamw{a}, out);
+    return detail::train_with(o, fnn::optim::adam{{.lr = a.lr, .betas = a.betas, .eps = a.eps, .weight_decay = a.weight_decay,
+                                                   .amsgrad = a.amsgrad, .l1 = a.l1, .max_grad_norm = a.max_grad_norm,
+                                                   .clip_value = a.clip_value, .decay = decay}},
+                              out);
+  }
+  if (o.optimizer == "sgd")
+    return detail::train_with(o, fnn::optim::sgd{{.lr = o.lr, .momentum = o.momentum, .dampening = o.dampening,
+                                                  .weight_decay = wd(0), .nesterov = o.nesterov, .l1 = o.l1,
+                                                  .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
+                                                  .decay = decay}},
+                              out);
+  if (o.optimizer == "rmsprop")
+    return detail::train_with(o, fnn::optim::rmsprop{{.lr = o.lr, .alpha = o.alpha, .eps = eps(1e-8f),
+                                                      .weight_decay = wd(0), .momentum = o.momentum,
+                                                      .centered = o.centered, .l1 = o.l1,
+                                                      .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
+                                                      .decay = decay}},
+                              out);
+  if (o.optimizer == "adagrad")
+    return detail::train_with(o, fnn::optim::adagrad{{.lr = o.lr, .lr_decay = o.lr_decay, .weight_decay = wd(0),
+                                                      .initial_accumulator_value = o.initial_accumulator,
+                                                      .eps = eps(1e-10f), .l1 = o.l1,
+                                                      .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
+                                                      .decay = decay}},
+                              out);
+  throw fnn::value_error("unknown optimizer '" + o.optimizer + "' (adamw, adam, sgd, rmsprop, adagrad)");
+}
+
+// The command line that reproduces a run: every option that differs from fnn-train's defaults, found through
+// the reflected options (where the run is written and how many threads it uses are left out).
+inline std::string command_line(const options& o) {
+  const options defaults;
+  std::map<std::string, std::string> plain;
+  for_each_setting(defaults, [&](const char* name, const auto& v) {
+    plain[name] = fnn::train::codec<std::decay_t<decltype(v)>>::to_text(v);
+  });
+  std::string cmd = "fnn-train";
+  for_each_setting(o, [&](const char* name, const auto& v) {
+    using field = std::decay_t<decltype(v)>;
+    const std::string text = fnn::train::codec<field>::to_text(v);
+    if (detail::runtime_only(name) || std::string(name) == "test_subset" || text == plain[name]) return;
+    std::string flag = name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    if constexpr (std::is_same_v<field, bool>) cmd += v ? " --" + flag : " --no-" + flag;
+    else cmd += " --" + flag + " " + (text.empty() || text.find(' ') != std::string::npos ? "'" + text + "'" : text);
+  });
+  return cmd;
+}
+
+struct search_trial {
+  int trial = 0;
+  float lr = 0, weight_decay = 0;
+  int best_epoch = 0;
+  double best_val = 0;  // the monitored validation metric at the best epoch
+};
+
+// Random search (Bergstra and Bengio 2012) over the learning rate and the weight decay, both log-uniform (in
+// [1e-4, 1e-2] and [1e-5, 1e-1]), from the run's seed: each trial is the run `base` describes, with its own
+// values, in <out>/trial-<n>, judged on the validation split. Writes <out>/search.csv (one row per trial) and
+// returns the trials best first.
+inline std::vector<search_trial> random_search(const options& base, int trials, std::FILE* out = stdout) {
+  if (trials < 1) throw fnn::value_error("--search needs at least 1 trial, got " + std::to_string(trials));
+  if (base.val.empty())
+    throw fnn::value_error("--search needs --val: trials are compared on the validation split, never on the test set");
+  std::error_code ec;
+  std::filesystem::create_directories(base.out, ec);
+  if (ec) throw fnn::io_error(base.out.string() + ": cannot create the output directory: " + ec.message());
+  std::mt19937_64 rng(fnn::data::splitmix64(base.seed ^ 0x5EA4C4ull));
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const auto log_uniform = [&](double lo, double hi) { return float(lo * std::pow(hi / lo, u(rng))); };
+  std::vector<search_trial> done;
+  std::string csv = "trial,lr,weight_decay,best_epoch,best_val_" + base.monitor + "\n";
+  for (int t = 1; t <= trials; ++t) {
+    options o = base;
+    o.lr = log_uniform(1e-4, 1e-2);
+    o.weight_decay = log_uniform(1e-5, 1e-1);
+    o.out = base.out / ("trial-" + std::to_string(t));
+    o.quiet = true, o.resume = false, o.stop_after = 0, o.average = 0, o.tta = false;
+    const auto r = train(o, nullptr);
+    done.push_back({t, o.lr, o.weight_decay, r.best_epoch, r.best_val});
+    char row[160];
+    std::snprintf(row, sizeof row, "%d,%.6g,%.6g,%d,%.6f\n", t, double(o.lr), double(o.weight_decay), r.best_epoch,
+                  r.best_val);
+    csv += row;
+    fnn::io::write_file_atomic(base.out / "search.csv", csv);
+    if (out != nullptr) {
+      std::fprintf(out, "trial %d/%d  lr %.3g  weight decay %.3g  best val %s %.4f (epoch %d)\n", t, trials,
+                   double(o.lr), double(o.weight_decay), base.monitor.c_str(), r.best_val, r.best_epoch);
+      std::fflush(out);
+    }
+  }
+  std::stable_sort(done.begin(), done.end(), [&](const search_trial& a, const search_trial& b) {
+    return base.monitor == "loss" ? a.best_val < b.best_val : a.best_val > b.best_val;
+  });
+  if (out != nullptr) {
+    options best = base;
+    best.lr = done.front().lr, best.weight_decay = done.front().weight_decay;
+    std::fprintf(out, "best: trial %d (%s/search.csv)\n  %s\n", done.front().trial, base.out.c_str(),
+                 command_line(best).c_str());
+  }
+  return done;
 }
 
 }  // namespace fnn_train

@@ -128,9 +128,59 @@ void check_resume(const fixture& f, const fs::path& out, const std::string& what
   BOOST_TEST(temporaries_in(out) == 0, what << ": temporary files left behind");
 }
 
+// The workflow options: a validation split, early stopping, best.safetensors and epoch snapshots for --average
+// are more files that follow the state.
+std::vector<std::string> workflow_job(const fs::path& data, const fs::path& out) {
+  return {"--data", data.string(), "--out", out.string(), "--epochs", "4", "--batch", "50", "--augment",
+          "--val", "0.2", "--early-stop", "3", "--average", "2", "--optimizer", "sgd", "--momentum", "0.9",
+          "--nesterov", "--lr", "0.05", "--schedule", "multistep", "--milestones", "2,3", "--threads", "1"};
+}
+
+struct workflow_fingerprint {
+  run_fingerprint run;
+  std::string best, averaged;
+  bool operator==(const workflow_fingerprint&) const = default;
+};
+
+workflow_fingerprint workflow_print(const fs::path& out) {
+  return {fingerprint(out), slurp(out / "best.safetensors"), slurp(out / "averaged.safetensors")};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_SUITE(crashes)
+
+// Killed right after each file of the workflow, then `fnn-train --out DIR --resume` with NO other option: the
+// options come back from the state's reflected metadata, and every file ends as the uninterrupted run's.
+BOOST_AUTO_TEST_CASE(workflow_files_follow_the_state_and_resume_needs_no_options) {
+  scratch_dir data("wf_data"), reference("wf_reference");
+  fnn_train::test::write_synthetic_mnist(data.path, 300, 100);
+  const auto r0 = run({.args = workflow_job(data.path, reference.path)}, reference.path.parent_path() / "wf_ref.log");
+  BOOST_TEST_REQUIRE(r0.exit_code == 0, r0.output);
+  BOOST_TEST_REQUIRE(fs::exists(reference.path / "best.safetensors"));
+  BOOST_TEST_REQUIRE(fs::exists(reference.path / "averaged.safetensors"));
+  BOOST_TEST(!fs::exists(reference.path / "epoch-2.safetensors"));  // only the last K = 2 are kept
+  BOOST_TEST(fs::exists(reference.path / "epoch-3.safetensors"));
+  BOOST_TEST(slurp(reference.path / "metrics.csv").find("val_loss,val_accuracy") != std::string::npos);
+  const auto expected = workflow_print(reference.path);
+  for (const char* point : {"state", "model", "best", "snapshot", "metrics"})
+    for (int n : {1, 3}) {
+      scratch_dir out(std::string("wf_at_") + point + std::to_string(n));
+      const std::string at = std::string(point) + ":" + std::to_string(n);
+      const auto r = run({.args = workflow_job(data.path, out.path), .crash_after = at}, out.path.parent_path() / "wf_at.log");
+      if (r.signal != SIGKILL) {  // "best" passes only when the validation loss improved
+        BOOST_TEST((r.exit_code == 0 && std::string(point) == "best"), at << ": " << r.output);
+        continue;
+      }
+      const auto rr = run({.args = {"--data", data.path.string(), "--out", out.path.string(), "--resume"}},
+                          out.path.parent_path() / "wf_resume.log");
+      if (rr.exit_code == 1 && rr.output.find("nothing to resume") != std::string::npos) continue;
+      BOOST_TEST_REQUIRE(rr.exit_code == 0, at << ": " << rr.output);
+      BOOST_TEST((workflow_print(out.path) == expected), "killed after " << at << ": the resumed run differs");
+      BOOST_TEST(temporaries_in(out.path) == 0);
+    }
+}
+
 
 BOOST_AUTO_TEST_CASE(kill_right_after_each_commit_point_then_resume_exactly) {
   const fixture f;
