@@ -39,15 +39,15 @@ for r in $(seq 1 "$rounds"); do
   for i in "${!bins[@]}"; do
     tag=$([[ $i == 0 ]] && echo fnn || echo base)
     "${bins[$i]}" --benchmark_repetitions=5 --benchmark_min_time=0.2 --benchmark_report_aggregates_only=true \
-      2>/dev/null | awk -v t="$tag" -v r="$r" '$1 ~ /_median$/ { sub(/_median$/, "", $1); print r, t, $1, $2 }' >> "$raw"
+      2>/dev/null | awk -v t="$tag" -v r="$r" '$1 ~ /_median$/ { sub(/_median$/, "", $1); print r, t, $1, $2, $4 }' >> "$raw"
   done
   /usr/bin/python3 "$root/bench/eval/torch_eval.py" --reps 5 --min-time 0.2 --batches 1,4 |
-    awk -v r="$r" '!/^#/ { print r, "torch", $1, $2 }' >> "$raw"
+    awk -v r="$r" '!/^#/ { print r, "torch", $1, $2, $3 }' >> "$raw"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)')
-med() {  # tag name -> median ns over rounds
-  awk -v t="$1" -v n="$2" '$2 == t && $3 == n { print $4 }' "$raw" | sort -g |
+med() {  # tag name [field: 4 wall (default), 5 cpu] -> median ns over rounds
+  awk -v t="$1" -v n="$2" -v f="${3:-4}" '$2 == t && $3 == n { print $f }' "$raw" | sort -g |
     awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 us() { awk -v v="$1" 'BEGIN { if (v == "nan") print "n/a"; else printf "%.1f", v / 1000 }'; }
@@ -58,32 +58,45 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan") print "
   echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs (shared VM); $(c++ --version | head -1), -O3 -march=native"
   echo "fnn commit: $(git -C "$root" rev-parse --short HEAD)${BASE:+, base $BASE}; torch $torch_version; date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "command: ${BASE:+BASE=$BASE }ROUNDS=$rounds scripts/bench_eval.sh; load average before/after: $load_before / $load_after"
-  echo "each figure: median over $rounds alternating rounds of the median of 5 repetitions (>= 0.2 s each); µs per call"
+  echo "each figure: median over $rounds alternating rounds of the median of 5 repetitions (>= 0.2 s each); µs per call;"
+  echo "CPU time of the process (the comparable figure on a loaded machine), wall time in the second table"
   echo
-  echo "| case | fnn | ${BASE:+fnn before | }PyTorch | torch / fnn${BASE:+ | before / fnn} | fnn / weight read |"
+  echo "| case (CPU time) | fnn | ${BASE:+fnn before | }PyTorch | torch / fnn${BASE:+ | before / fnn} | fnn / weight read |"
   echo "|---|---:|---:|---:|${BASE:+---:|---:|}---:|"
   for net in big main; do
     for b in 1 4; do
-      f=$(med fnn "infer_$net/$b"); t=$(med torch "torch_$net/$b"); rd=$(med fnn "read_$net")
+      f=$(med fnn "infer_$net/$b" 5); t=$(med torch "torch_$net/$b" 5); rd=$(med fnn "read_$net" 5)
       row="| ${net} batch $b | $(us "$f") | "
-      [[ -n "${BASE:-}" ]] && row+="$(us "$(med base "infer_$net/$b")") | "
+      [[ -n "${BASE:-}" ]] && row+="$(us "$(med base "infer_$net/$b" 5)") | "
       row+="$(us "$t") | $(ratio "$t" "$f") | "
-      [[ -n "${BASE:-}" ]] && row+="$(ratio "$(med base "infer_$net/$b")" "$f") | "
+      [[ -n "${BASE:-}" ]] && row+="$(ratio "$(med base "infer_$net/$b" 5)" "$f") | "
       row+="$([[ $b == 1 ]] && ratio "$f" "$rd" || echo -) |"
       echo "$row"
     done
   done
   echo
-  echo "| other case | µs |"
-  echo "|---|---:|"
-  for n in read_big read_main deploy_main infer_big/2 infer_big/8 infer_big/16 infer_big/64 infer_main/8 \
-    block_gemm_then_pass/8 block_prefolded/8 block_gemm_then_pass/64 block_prefolded/64 block_gemm_then_pass/256 \
-    block_prefolded/256; do
-    echo "| $n | $(us "$(med fnn "$n")") |"
+  echo "| case (wall time) | fnn | ${BASE:+fnn before | }PyTorch | torch / fnn |"
+  echo "|---|---:|---:|${BASE:+---:|}---:|"
+  for net in big main; do
+    for b in 1 4; do
+      f=$(med fnn "infer_$net/$b"); t=$(med torch "torch_$net/$b")
+      row="| ${net} batch $b | $(us "$f") | "
+      [[ -n "${BASE:-}" ]] && row+="$(us "$(med base "infer_$net/$b")") | "
+      echo "$row$(us "$t") | $(ratio "$t" "$f") |"
+    done
+  done
+  echo
+  echo "| other case | CPU µs | wall µs |"
+  echo "|---|---:|---:|"
+  for n in read_big read_main deploy_main infer_big/2 infer_big/8 infer_big/16 infer_big/17 infer_big/64 infer_main/8 \
+    product_gemv/1 product_gemm/1 product_gemv/4 product_gemm/4 product_gemv/8 product_gemm/8 product_gemv/16 \
+    product_gemm/16 product_gemv/32 product_gemm/32 block_gemm_then_pass/32 block_prefolded/32 \
+    block_gemm_then_pass/64 block_prefolded/64 block_gemm_then_pass/256 block_prefolded/256; do
+    echo "| $n | $(us "$(med fnn "$n" 5)") | $(us "$(med fnn "$n")") |"
   done
   if [[ -n "${BASE:-}" ]]; then
-    for n in infer_big/2 infer_big/8 infer_big/16 infer_big/64 infer_main/8 deploy_main; do
-      echo "| $n (before) | $(us "$(med base "$n")") |"
+    for n in infer_big/2 infer_big/8 infer_big/16 infer_big/17 infer_big/64 infer_main/8 deploy_main; do
+      echo "| $n (before) | $(us "$(med base "$n" 5)") | $(us "$(med base "$n")") |"
     done
   fi
 } > "$out"

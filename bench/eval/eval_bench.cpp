@@ -96,7 +96,7 @@ void infer(benchmark::State& s) {
   }
   s.SetItemsProcessed(s.iterations() * s.range(0));
 }
-BENCHMARK(infer<big_t>)->Name("infer_big")->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(64);
+BENCHMARK(infer<big_t>)->Name("infer_big")->Arg(1)->Arg(2)->Arg(4)->Arg(8)->Arg(16)->Arg(17)->Arg(64);
 BENCHMARK(infer<main_t>)->Name("infer_main")->Arg(1)->Arg(4)->Arg(8);
 
 // Sums every parameter array of the network as 32-bit integers: the bytes the batch-1 inference must read.
@@ -164,7 +164,7 @@ void block_gemm_then_pass(benchmark::State& s) {
     benchmark::ClobberMemory();
   }
 }
-BENCHMARK(block_gemm_then_pass)->Arg(8)->Arg(64)->Arg(256);
+BENCHMARK(block_gemm_then_pass)->Arg(32)->Arg(64)->Arg(256);
 
 void block_prefolded(benchmark::State& s) {
   fnn::set_num_threads(1);
@@ -182,7 +182,7 @@ void block_prefolded(benchmark::State& s) {
     benchmark::ClobberMemory();
   }
 }
-BENCHMARK(block_prefolded)->Arg(8)->Arg(64)->Arg(256);
+BENCHMARK(block_prefolded)->Arg(32)->Arg(64)->Arg(256);
 
 // The product alone on m rows, 1024 x 1024 weights (4 MB): gemv against the GEMM (which takes its dot-product
 // path for m <= 4), to place kernels::gemv_max_rows.
@@ -193,7 +193,7 @@ void product(benchmark::State& s) {
   const auto x = random_matrix(s.range(0), d.in, 5);
   fnn::matrix<float> y(s.range(0), d.f);
   using fnn::kernels::transpose;
-  const fnn::kernels::stage_epilogue<float> ep;
+  fnn::kernels::stage_epilogue<float> ep;
   for (auto _ : s) {
     if constexpr (Gemv) {
       fnn::kernels::gemv(x.rows(), d.f, d.in, x.data(), d.in, d.w.data(), d.in, y.data(), d.f, ep);
@@ -205,8 +205,8 @@ void product(benchmark::State& s) {
     benchmark::ClobberMemory();
   }
 }
-BENCHMARK(product<true>)->Name("product_gemv")->DenseRange(1, 8)->Arg(12)->Arg(16);
-BENCHMARK(product<false>)->Name("product_gemm")->DenseRange(1, 8)->Arg(12)->Arg(16);
+BENCHMARK(product<true>)->Name("product_gemv")->DenseRange(1, 8)->Arg(12)->Arg(16)->Arg(24)->Arg(32);
+BENCHMARK(product<false>)->Name("product_gemm")->DenseRange(1, 8)->Arg(12)->Arg(16)->Arg(24)->Arg(32);
 #endif
 
 }  // namespace

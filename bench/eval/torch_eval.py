@@ -2,8 +2,9 @@
 """PyTorch twin of eval_bench.cpp: the nn.Sequential (Linear, BatchNorm1d, GELU) x2, Linear of widths 784-H-H-10
 for H = 1024 ("big") and 256 ("main"), in eval mode under torch.inference_mode(), one thread (torch.set_num_threads(1)
 and OPENBLAS_NUM_THREADS=1: Debian's torch runs its products in OpenBLAS, whose pool ignores set_num_threads).
-Timing as Google Benchmark's: each repetition runs for at least min_time seconds and reports the mean per call;
-the median over repetitions is printed, one line per case: "<name> <median ns>".
+Timing as Google Benchmark's: each repetition runs for at least min_time seconds (wall) and reports the mean wall
+and CPU (process) time per call; the medians over repetitions are printed, one line per case:
+"<name> <median wall ns> <median cpu ns>" (on a loaded machine the CPU time is the comparable figure).
 
 Usage: /usr/bin/python3 torch_eval.py [--reps 5] [--min-time 0.2] [--batches 1,4]
 """
@@ -32,17 +33,18 @@ def model(h):
 def median_ns(f, reps, min_time):
     for _ in range(100):
         f()
-    times = []
+    wall, cpu = [], []
     for _ in range(reps):
-        n, t0 = 0, time.perf_counter()
+        n, t0, c0 = 0, time.perf_counter(), time.process_time()
         while True:
             f()
             n += 1
             t = time.perf_counter() - t0
             if t >= min_time:
                 break
-        times.append(t / n * 1e9)
-    return statistics.median(times)
+        wall.append(t / n * 1e9)
+        cpu.append((time.process_time() - c0) / n * 1e9)
+    return f"{statistics.median(wall):.0f} {statistics.median(cpu):.0f}"
 
 
 def main():
@@ -58,7 +60,7 @@ def main():
         with torch.inference_mode():
             for b in (int(s) for s in a.batches.split(",")):
                 x = torch.randn(b, 784)
-                print(f"torch_{name}/{b} {median_ns(lambda: m(x), a.reps, a.min_time):.0f}", flush=True)
+                print(f"torch_{name}/{b} {median_ns(lambda: m(x), a.reps, a.min_time)}", flush=True)
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
 
 

@@ -38,8 +38,8 @@ double gemv_case(index_t m, index_t n, index_t k, bool* padding_ok) {
 template <class T>
 void check_sizes() {
   // n and k below, at and past the widths (4, 8, 16 lanes) and, for k, past the 16 KB chunk (512 floats on AVX2,
-  // 256 on AVX-512); m past gemv_max_rows (a second row group).
-  for (index_t m : {1, 2, 3, 4, 5, 9})
+  // 256 on AVX-512); m odd and even (rows go in pairs) and past gemv_group_rows (a second pass over W).
+  for (index_t m : {1, 2, 3, 4, 5, 8, 9, 17})
     for (index_t n : {1, 3, 7, 8, 9, 15, 16, 17, 33, 257})
       for (index_t k : {0, 1, 3, 7, 8, 9, 17, 31, 255, 256, 257, 784, 1030}) {
         bool padding_ok = false;

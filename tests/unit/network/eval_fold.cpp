@@ -4,7 +4,7 @@
 // spans kept from earlier and written later, an optimizer stepping plain spans, reset), infer() must equal the
 // unfused reference network holding the same values. Every case first runs infer() (so that a cached fold, if
 // the implementation kept one, would exist), then mutates, then checks that the output changed and that it
-// matches the reference, at batch 1 and 3 (the matrix-vector path) and 37 (the GEMM path).
+// matches the reference, at batch 1, 3 and 16 (the matrix-vector path) and 17 and 37 (the GEMM path).
 //
 // The fused output is computed before the reference copies the parameters (a copy goes through for_each_parameter,
 // which could refresh a cache and hide a stale one).
@@ -35,7 +35,7 @@ using fused_t = net_of<fused>;
 using unfused_t = net_of<unfused>;
 static_assert(fused_t::plan::size == 4);
 
-const index_t batches[] = {1, 3, 37};
+const index_t batches[] = {1, 3, 16, 17, 37};  // kernels::gemv up to 16 (kernels::gemv_max_rows), the GEMM beyond
 
 std::vector<matrix<float>> inputs() {
   std::vector<matrix<float>> xs;
