@@ -55,7 +55,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan") print "
 {
   echo "# Eval: inference latency, one thread"
   echo
-  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs (shared VM); $(c++ --version | head -1), -O3 -march=native"
+  echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc --all) CPUs (shared VM); $(c++ --version | head -1), -O3 -march=native"
   echo "fnn commit: $(git -C "$root" rev-parse --short HEAD)${BASE:+, base $BASE}; torch $torch_version; date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "command: ${BASE:+BASE=$BASE }ROUNDS=$rounds scripts/bench_eval.sh; load average before/after: $load_before / $load_after"
   echo "each figure: median over $rounds alternating rounds of the median of 5 repetitions (>= 0.2 s each); µs per call;"
