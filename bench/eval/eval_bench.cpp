@@ -198,8 +198,8 @@ void product(benchmark::State& s) {
     if constexpr (Gemv) {
       fnn::kernels::gemv(x.rows(), d.f, d.in, x.data(), d.in, d.w.data(), d.in, y.data(), d.f, ep);
     } else {
-      fnn::kernels::gemm(transpose::no, transpose::yes, x.rows(), d.f, d.in, 1.f, x.data(), d.in, d.w.data(), d.in,
-                         0.f, y.data(), d.f, ep);
+      fnn::kernels::gemm(transpose::no, transpose::yes, x.rows(), d.f, d.in, 1.f, x.data(), d.in, d.w.data(), d.in, 0.f,
+                         y.data(), d.f, ep);
     }
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();

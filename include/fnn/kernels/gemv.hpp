@@ -124,7 +124,8 @@ void gemv_rows(index_t row0, index_t m, index_t n, index_t k, const T* x, index_
       alignas(buffer_alignment) T lo[lanes], hi[lanes], ra[lanes], rb[lanes];
       simd::store_as(lo, simd::reduce_add_each(acc[2 * q]));
       simd::store_as(hi, simd::reduce_add_each(acc[2 * q + 1]));
-      for (index_t r = 0; r < half; ++r) ra[r] = lo[r], ra[half + r] = hi[r], rb[r] = lo[half + r], rb[half + r] = hi[half + r];
+      for (index_t r = 0; r < half; ++r)
+        ra[r] = lo[r], ra[half + r] = hi[r], rb[r] = lo[half + r], rb[half + r] = hi[half + r];
       sums[2 * q] = simd::load_as<V>(ra);
       sums[2 * q + 1] = simd::load_as<V>(rb);
     }

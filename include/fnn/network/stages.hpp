@@ -236,7 +236,8 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
     using D = std::remove_reference_t<decltype(d)>;
     kernels::stage_epilogue<T> ep;
     if constexpr (D::has_bias) ep.bias = d.bias().data();
-    if (m == mode::eval) return dense_eval_product<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
+    if (m == mode::eval)
+      return dense_eval_product<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
     dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
   }
   template <class Ctx, class T>

@@ -87,7 +87,8 @@ BOOST_AUTO_TEST_CASE(affine_activation_epilogue) {
   const index_t m = 3, n = 19, k = 40;
   padded_matrix<double> xd(m, k, 0, 7), wd(n, k, 0, 8);
   std::vector<float> x(xd.data.begin(), xd.data.end()), w(wd.data.begin(), wd.data.end()), scale(n), shift(n);
-  for (index_t j = 0; j < n; ++j) scale[std::size_t(j)] = 0.5f + 0.1f * float(j), shift[std::size_t(j)] = -0.3f + 0.05f * float(j);
+  for (index_t j = 0; j < n; ++j)
+    scale[std::size_t(j)] = 0.5f + 0.1f * float(j), shift[std::size_t(j)] = -0.3f + 0.05f * float(j);
   std::vector<float> y(std::size_t(m * n));
   fnn::kernels::gemv(m, n, k, x.data(), k, w.data(), k, y.data(), n,
                      fnn::kernels::affine_activation_epilogue<float, fnn::gelu::function>{scale.data(), shift.data()});
@@ -110,16 +111,20 @@ BOOST_AUTO_TEST_CASE(nan_and_infinity_propagate_as_in_a_plain_sum) {
     x[std::size_t(0 * k + p)] = nan;  // row 0: NaN input -> every output of row 0
     x[std::size_t(1 * k + p)] = inf;  // row 1: inf times W(9, p) = 0 below -> NaN there, +inf elsewhere
     w[std::size_t(9 * k + p)] = 0.f;
-    w[std::size_t(4 * k + p)] = nan;  // column 4: NaN weight -> column 4 of every row
+    w[std::size_t(4 * k + p)] = nan;                // column 4: NaN weight -> column 4 of every row
     std::vector<float> y(std::size_t(m * n), nan);  // never read
     fnn::kernels::gemv(m, n, k, x.data(), k, w.data(), k, y.data(), n, identity{});
     BOOST_TEST_CONTEXT("p=" << p) {
       for (index_t j = 0; j < n; ++j) {
         BOOST_TEST(std::isnan(y[std::size_t(j)]), "row 0 col " << j);
-        if (j == 4 || j == 9) BOOST_TEST(std::isnan(y[std::size_t(n + j)]), "row 1 col " << j);
-        else BOOST_TEST(y[std::size_t(n + j)] == inf, "row 1 col " << j);
-        if (j == 4) BOOST_TEST(std::isnan(y[std::size_t(2 * n + j)]));
-        else BOOST_TEST(y[std::size_t(2 * n + j)] == 0.5f * 0.25f * float(k - 1) + (j == 9 ? 0.f : 0.125f), j);
+        if (j == 4 || j == 9)
+          BOOST_TEST(std::isnan(y[std::size_t(n + j)]), "row 1 col " << j);
+        else
+          BOOST_TEST(y[std::size_t(n + j)] == inf, "row 1 col " << j);
+        if (j == 4)
+          BOOST_TEST(std::isnan(y[std::size_t(2 * n + j)]));
+        else
+          BOOST_TEST(y[std::size_t(2 * n + j)] == 0.5f * 0.25f * float(k - 1) + (j == 9 ? 0.f : 0.125f), j);
       }
     }
     // An activation epilogue keeps the NaN (relu(NaN) is NaN, as in torch).

@@ -8,12 +8,13 @@
 //
 // The fused output is computed before the reference copies the parameters (a copy goes through for_each_parameter,
 // which could refresh a cache and hide a stale one).
+#include <unistd.h>
+
 #include <boost/test/unit_test.hpp>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "fnn/fnn.hpp"
@@ -59,8 +60,10 @@ std::vector<std::vector<float>> reference_all(fused_t& net, const std::vector<ma
   net.for_each_buffer([&](buffer_ref<float>& b) { values.emplace_back(b.value.begin(), b.value.end()); });
   unfused_t ref{seed{999}};
   std::size_t i = 0;
-  ref.for_each_parameter([&](parameter_ref<float>& p) { std::copy(values[i].begin(), values[i].end(), p.value.begin()), ++i; });
-  ref.for_each_buffer([&](buffer_ref<float>& b) { std::copy(values[i].begin(), values[i].end(), b.value.begin()), ++i; });
+  ref.for_each_parameter(
+      [&](parameter_ref<float>& p) { std::copy(values[i].begin(), values[i].end(), p.value.begin()), ++i; });
+  ref.for_each_buffer(
+      [&](buffer_ref<float>& b) { std::copy(values[i].begin(), values[i].end(), b.value.begin()), ++i; });
   std::vector<std::vector<float>> out;
   for (const auto& x : xs) {
     const auto y = ref.infer(x.view());
@@ -86,7 +89,8 @@ void check_after(const char* path, Prepare&& prepare, Mutate&& mutate) {
   BOOST_TEST_CONTEXT(path) {
     fused_t net{seed{5}};
     // Running statistics away from (0, 1) first, so that every term of the fold matters.
-    for (int s = 0; s < 2; ++s) net.forward(random_matrix<float>(16, 19, 40 + std::uint32_t(s), 2.0).view(), mode::train);
+    for (int s = 0; s < 2; ++s)
+      net.forward(random_matrix<float>(16, 19, 40 + std::uint32_t(s), 2.0).view(), mode::train);
     prepare(net);
     const auto xs = inputs();
     const auto before = infer_all(net, xs);
@@ -103,7 +107,8 @@ void check_after(const char* path, Prepare&& prepare, Mutate&& mutate) {
 }
 template <class Mutate>
 void check_after(const char* path, Mutate&& mutate) {
-  check_after(path, [](fused_t&) {}, mutate);
+  check_after(
+      path, [](fused_t&) {}, mutate);
 }
 
 }  // namespace
@@ -130,14 +135,13 @@ BOOST_AUTO_TEST_CASE(after_compute_gradients_and_an_optimizer_step_on_the_networ
 
 BOOST_AUTO_TEST_CASE(after_a_train_mode_forward) {
   // Only the running statistics change (mode switch eval -> train -> eval).
-  check_after("forward(train)", [](fused_t& net) {
-    net.forward(random_matrix<float>(12, 19, 64, 3.0).view(), mode::train);
-  });
+  check_after("forward(train)",
+              [](fused_t& net) { net.forward(random_matrix<float>(12, 19, 64, 3.0).view(), mode::train); });
 }
 
 BOOST_AUTO_TEST_CASE(after_load_model) {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("fnn_eval_fold_" + std::to_string(::getpid()) + ".safetensors");
+  const auto path =
+      std::filesystem::temp_directory_path() / ("fnn_eval_fold_" + std::to_string(::getpid()) + ".safetensors");
   {
     fused_t other{seed{77}};
     other.forward(random_matrix<float>(16, 19, 65, 2.5).view(), mode::train);
