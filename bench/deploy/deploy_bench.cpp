@@ -1,6 +1,6 @@
 // Batch-1 latency of the main job's network (784-256-256-10, dense + batch norm + GELU blocks):
 //   deploy/predict   fnn::deploy::freeze(net)->predict (folded once, scalar kernels, no allocation)
-//   infer            net.infer() (fused GEMM path; re-folds batch norm on every call)
+//   infer            net.infer() (batch 1: kernels::gemv, batch norm applied on the product's output side)
 //   read_weights     one pass over the deploy model's 1.08 MB of weights as 32-bit integers (vectorized sum):
 //                    the time to read the weights once from cache, the floor for a batch-1 inference
 // PyTorch's eval-mode twin is torch_deploy.py; scripts/bench_deploy.sh runs both and writes bench/results/deploy.md.

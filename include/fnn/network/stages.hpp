@@ -8,10 +8,15 @@
 //   dense_act     x, z (side-stored by the GEMM epilogue), y
 //   dense_bn_act  x, z (GEMM output, bias skipped: it cancels in train-mode batch norm), y; batch mean/rstd
 //   bn_act        x, y; batch mean/rstd
-// Eval mode: dense_bn_act folds the batch norm into the GEMM (W' = W * s, b' = (b - mean) * s + beta,
-// s = gamma / sqrt(running_var + eps)) and applies the activation in the epilogue. A backward after an
-// eval-mode forward (gradient checking does that) re-runs the stage's reference layers first: it is
-// not a training path, and it keeps the fused code to the two paths that matter.
+// Eval mode: dense_bn_act folds the batch norm into the product on its output side, y = Fn(s * (W x) + b'),
+// s = gamma / sqrt(running_var + eps), b' = (b - running_mean) * s + beta: s and b' are recomputed from the
+// live parameters on every call (O(features)) and W is read as it is, so there is no folded copy of the
+// weights to rebuild per call or to keep in step with the parameters (see batch_norm_eval_coefficients).
+// Up to kernels::gemv_max_rows samples, the dense stages run a matrix-vector product that streams W once
+// (kernels/gemv.hpp) with s, b' and the activation applied as it stores; larger batches run the GEMM, then
+// one scale/shift/activation pass. A backward after an eval-mode forward (gradient checking does that)
+// re-runs the stage's reference layers first: it is not a training path, and it keeps the fused code to
+// the two paths that matter.
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -22,6 +27,7 @@
 #include "fnn/kernels/epilogue.hpp"
 #include "fnn/kernels/fused_block.hpp"
 #include "fnn/kernels/gemm.hpp"
+#include "fnn/kernels/gemv.hpp"
 #include "fnn/layers/layer.hpp"
 #include "fnn/network/plan.hpp"
 
@@ -30,7 +36,7 @@ namespace fnn::detail {
 // Per-stage scratch, reused from step to step (it only grows).
 template <class T>
 struct stage_workspace {
-  buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat, folded_weight, folded_bias;
+  buffer<T> mean, rstd, scale, shift, sum_du, sum_du_xhat;
   buffer<T> dz_scale, dz_z_scale, dz_offset;  // the batch-norm input gradient as an a_transform of du
   std::vector<double> mean_d, var_d;
   index_t rows_total = 0;  // rows behind the batch statistics: every process's with SyncBatchNorm
@@ -103,6 +109,31 @@ void dense_gemm(const_matrix_view<T> x, matrix_view<T> out, const T* weight, ker
   using kernels::transpose;
   kernels::gemm(transpose::no, transpose::yes, x.rows(), index_t(Dense::out_features), index_t(Dense::in_features),
                 T(1), x.data(), x.ld(), weight, index_t(Dense::in_features), T(0), out.data(), out.ld(), ep);
+}
+
+// The same in eval mode: up to gemv_max_rows samples, a matrix-vector product that reads W once, in place.
+template <class T, class Dense, class Ep>
+void dense_eval_product(const_matrix_view<T> x, matrix_view<T> out, const T* weight, const Ep& ep) {
+  if (x.rows() <= kernels::gemv_max_rows) {
+    kernels::gemv(x.rows(), index_t(Dense::out_features), index_t(Dense::in_features), x.data(), x.ld(), weight,
+                  index_t(Dense::in_features), out.data(), out.ld(), ep);
+  } else {
+    dense_gemm<T, Dense>(x, out, weight, ep);
+  }
+}
+
+// Eval-mode batch norm after a dense layer as ws.scale and ws.shift: bn(x W^T + b) = (x W^T) * scale + shift,
+// scale = gamma / sqrt(running_var + eps), shift = (b - running_mean) * scale + beta (b = 0 without a bias).
+// Recomputed from the live parameters on every call: nothing derived from them outlives the call, so no way of
+// changing W, b, gamma, beta or the running statistics (an optimizer, a checkpoint load, the mutable accessors,
+// a span kept from for_each_parameter) can leave a stale fold behind (tests/unit/network/eval_fold.cpp).
+template <class T, class BN>
+void batch_norm_eval_coefficients(BN& bn, const T* bias, stage_workspace<T>& ws) {
+  for (std::size_t j = 0; j < BN::out_features; ++j) {
+    const T s = T(double(bn.gamma()[j]) / std::sqrt(double(bn.running_var()[j]) + BN::eps));
+    ws.scale[j] = s;
+    ws.shift[j] = ((bias ? bias[j] : T(0)) - bn.running_mean()[j]) * s + bn.beta()[j];
+  }
 }
 
 // dW += dz^T x, dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM instantiation. With
@@ -230,12 +261,14 @@ struct stage_runner<plan::stage<plan::stage_kind::single, First, Count>> {
 template <std::size_t First>
 struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
   template <class Ctx, class T>
-  static void forward(Ctx& c, stage_workspace<T>&, mode) {
+  static void forward(Ctx& c, stage_workspace<T>&, mode m) {
     auto& d = layer_at<First>(c);
     c.acts[First + 1].resize(c.acts[First].rows(), index_t(d.out_features));
     using D = std::remove_reference_t<decltype(d)>;
     kernels::stage_epilogue<T> ep;
     if constexpr (D::has_bias) ep.bias = d.bias().data();
+    if (m == mode::eval)
+      return dense_eval_product<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
     dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
   }
   template <class Ctx, class T>
@@ -251,7 +284,7 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
 template <std::size_t First>
 struct stage_runner<plan::stage<plan::stage_kind::dense_act, First, 2>> {
   template <class Ctx, class T>
-  static void forward(Ctx& c, stage_workspace<T>&, mode) {
+  static void forward(Ctx& c, stage_workspace<T>&, mode m) {
     auto& d = layer_at<First>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
     const index_t n = c.acts[First].rows(), f = index_t(d.out_features);
@@ -262,6 +295,10 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_act, First, 2>> {
     if constexpr (D::has_bias) ep.bias = d.bias().data();
     ep.pre = c.acts[First + 1].data();
     ep.ld_pre = f;
+    // The pre-activation is stored in eval mode too: this stage's backward reads it whatever the mode.
+    if (m == mode::eval)
+      return dense_eval_product<T, D>(c.acts[First].view(), c.acts[First + 2].view(), d.weight().data(),
+                                      kernels::with_activation<Fn>(ep));
     dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 2].view(), d.weight().data(),
                      kernels::with_activation<Fn>(ep));
   }
@@ -293,23 +330,21 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     resize_features(ws, std::size_t(f));
     c.acts[First + 3].resize(n, f);
     if (m == mode::eval) {
-      // Fold: W' = W * s, b' = (b - running_mean) * s + beta.
-      ws.folded_weight.resize(std::size_t(f * in));
-      ws.folded_bias.resize(std::size_t(f));
-      for (index_t o = 0; o < f; ++o) {
-        const auto j = std::size_t(o);
-        const T s = T(double(bn.gamma()[j]) / std::sqrt(double(bn.running_var()[j]) + bn.eps));
-        for (index_t k = 0; k < in; ++k) ws.folded_weight[std::size_t(o * in + k)] = d.weight()[std::size_t(o * in + k)] * s;
-        const T b = has_bias ? d.bias()[j] : T(0);
-        ws.folded_bias[j] = (b - bn.running_mean()[j]) * s + bn.beta()[j];
+      const T* bias = nullptr;
+      if constexpr (has_bias) bias = d.bias().data();
+      batch_norm_eval_coefficients(bn, bias, ws);
+      const auto x = c.acts[First].view();
+      if (n <= kernels::gemv_max_rows) {
+        kernels::gemv(n, f, in, x.data(), x.ld(), d.weight().data(), in, c.acts[First + 3].data(), f,
+                      kernels::affine_activation_epilogue<T, Fn>{ws.scale.data(), ws.shift.data()});
+      } else {
+        // The plain GEMM (the instantiation training uses), then one pass: scale, shift, activation.
+        c.acts[First + 1].resize(n, f);
+        dense_gemm<T, std::remove_reference_t<decltype(d)>>(x, c.acts[First + 1].view(), d.weight().data(),
+                                                            kernels::stage_epilogue<T>{});
+        kernels::affine_activation<Fn>(n, f, c.acts[First + 1].data(), f, ws.scale.data(), ws.shift.data(),
+                                       c.acts[First + 3].data(), f);
       }
-      c.acts[First + 2].resize(n, f);
-      kernels::stage_epilogue<T> ep;
-      ep.bias = ws.folded_bias.data();
-      ep.pre = c.acts[First + 2].data();
-      ep.ld_pre = f;
-      dense_gemm<T, std::remove_reference_t<decltype(d)>>(c.acts[First].view(), c.acts[First + 3].view(),
-                                                          ws.folded_weight.data(), kernels::with_activation<Fn>(ep));
       return;
     }
     c.acts[First + 1].resize(n, f);

@@ -172,6 +172,17 @@ inline T reduce_add(const xsimd::batch<T, A>& x) noexcept {
   return v[0];
 }
 
+// Lane i of the result is the sum of the lanes of r[i], for the lanes_v<V> vectors r[0 .. lanes): the horizontal
+// sums of a whole block of dot products at once (a matrix-vector product), a few shuffles and adds where
+// lanes_v<V> reduce_add calls would each go through memory. Plain adds, so a NaN lane gives a NaN sum.
+template <class V>
+inline V reduce_add_each(const V* r) noexcept {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return r[0];
+  } else {
+    return xsimd::haddp(r);
+  }
+}
 // Transposes the lanes_v<V> x lanes_v<V> block held in r[0..lanes): afterwards r[j][i] is the old r[i][j].
 // xsimd 8.1 has no portable transpose (its zip_lo/zip_hi stay inside 128-bit lanes on AVX-512), so AVX-512
 // floats get the unpack / shuffle / 128-bit-lane shuffle network; other targets go through memory.
