@@ -1,7 +1,7 @@
 #pragma once
 // The second dimension of the expression vocabulary, for the layers' fused passes: a row-major block of
 // rows x cols values with a leading dimension, and per-column vectors (one value per feature) broadcast down
-// the rows. The interior nodes of expr/expr.hpp are the same for both dimensions: a node's index is a
+// the rows (and per-row vectors broadcast along the columns). The interior nodes of expr/expr.hpp are the same for both dimensions: a node's index is a
 // std::size_t in 1-D and a pos{row, col} in 2-D, and every node passes it through to its leaves.
 //
 //   auto Z = expr::matrix(z_view);                        // read-only block (const_matrix_view)
@@ -79,6 +79,29 @@ column_ref<T> per_column(T* data, index_t cols) noexcept {
   return {{}, data, cols};
 }
 
+// One value per row (a per-sample statistic: a layer norm's mean or rstd), the same for every column. Read-only:
+// a per-row reduction is a 1-D expr::sum over the row.
+template <class T>
+struct row_ref final : node_base {
+  using value_type = std::remove_const_t<T>;
+  const T* data;
+  index_t rows;
+
+  template <class Env = std::tuple<>>
+  value_type at(pos p, const Env& = {}) const noexcept {
+    return data[p.row];
+  }
+  template <class Env = std::tuple<>>
+  simd::batch<value_type> load(pos p, const Env& = {}) const noexcept {
+    return simd::broadcast<value_type>(data[p.row]);
+  }
+};
+
+template <class T>
+row_ref<T> per_row(const T* data, index_t rows) noexcept {
+  return {{}, data, rows};
+}
+
 // ---- shapes ---------------------------------------------------------------------------------------
 
 struct shape2 final {
@@ -96,6 +119,10 @@ shape2 shape_of(const matrix_ref<T>& m) noexcept {
 template <class T>
 shape2 shape_of(const column_ref<T>& c) noexcept {
   return {-1, c.cols};
+}
+template <class T>
+shape2 shape_of(const row_ref<T>& r) noexcept {
+  return {r.rows, -1};
 }
 template <class T>
 shape2 shape_of(const scalar_ref<T>&) noexcept {
