@@ -5,7 +5,8 @@
 //
 // Every node has
 //   value_type         the element type (all leaves of a tree share it),
-//   at(i, env)         the scalar value of element i,
+//   at(i, env)         the scalar value of element i (i: a std::size_t in 1-D, an expr::pos{row, col} in 2-D,
+//                      see expr/matrix.hpp; interior nodes pass it through to their leaves),
 //   load(i, env)       the simd::batch<T> holding elements [i, i + width<T>) (unaligned),
 //                      env: the values of the let<K> bindings already evaluated for this block,
 //   extent()           the number of elements, or -1 for a broadcast scalar.
