@@ -5,7 +5,8 @@
 //
 // Every node has
 //   value_type         the element type (all leaves of a tree share it),
-//   at(i, env)         the scalar value of element i,
+//   at(i, env)         the scalar value of element i (i: a std::size_t in 1-D, an expr::pos{row, col} in 2-D,
+//                      see expr/matrix.hpp; interior nodes pass it through to their leaves),
 //   load(i, env)       the simd::batch<T> holding elements [i, i + width<T>) (unaligned),
 //                      env: the values of the let<K> bindings already evaluated for this block,
 //   extent()           the number of elements, or -1 for a broadcast scalar.
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "fnn/core/config.hpp"
+#include "fnn/simd/math.hpp"
 #include "fnn/simd/simd.hpp"
 
 // GCC 12 reports the _mm512_undefined_* placeholders inside its own AVX-512 intrinsics (sqrt, max,
@@ -61,6 +63,7 @@ struct array_ref final : node_base {
     return simd::load<value_type>(data + i);
   }
   index_t extent() const noexcept { return static_cast<index_t>(size); }
+  T* address(std::size_t i) const noexcept { return data + i; }
 };
 
 template <class T>
@@ -82,12 +85,12 @@ struct scalar_ref final : node_base {
   using value_type = T;
   T value;
 
-  template <class Env = std::tuple<>>
-  T at(std::size_t, const Env& = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  T at(const I&, const Env& = {}) const noexcept {
     return value;
   }
-  template <class Env = std::tuple<>>
-  simd::batch<T> load(std::size_t, const Env& = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  simd::batch<T> load(const I&, const Env& = {}) const noexcept {
     return simd::broadcast(value);
   }
   static constexpr index_t extent() noexcept { return -1; }
@@ -115,12 +118,12 @@ struct unary_node final : node_base {
   Op op;
   A a;
 
-  template <class Env = std::tuple<>>
-  auto at(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto at(const I& i, const Env& env = {}) const noexcept {
     return op(a.at(i, env));
   }
-  template <class Env = std::tuple<>>
-  auto load(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto load(const I& i, const Env& env = {}) const noexcept {
     return op(a.load(i, env));
   }
   index_t extent() const noexcept { return a.extent(); }
@@ -134,12 +137,12 @@ struct binary_node final : node_base {
   A a;
   B b;
 
-  template <class Env = std::tuple<>>
-  auto at(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto at(const I& i, const Env& env = {}) const noexcept {
     return op(a.at(i, env), b.at(i, env));
   }
-  template <class Env = std::tuple<>>
-  auto load(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto load(const I& i, const Env& env = {}) const noexcept {
     return op(a.load(i, env), b.load(i, env));
   }
   index_t extent() const noexcept { return detail::common_extent(a.extent(), b.extent()); }
@@ -155,12 +158,12 @@ struct ternary_node final : node_base {
   B b;
   C c;
 
-  template <class Env = std::tuple<>>
-  auto at(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto at(const I& i, const Env& env = {}) const noexcept {
     return op(a.at(i, env), b.at(i, env), c.at(i, env));
   }
-  template <class Env = std::tuple<>>
-  auto load(std::size_t i, const Env& env = {}) const noexcept {
+  template <class I, class Env = std::tuple<>>
+  auto load(const I& i, const Env& env = {}) const noexcept {
     return op(a.load(i, env), b.load(i, env), c.load(i, env));
   }
   index_t extent() const noexcept {
@@ -224,12 +227,12 @@ struct sign_fn {
     }
   }
 };
-// a * b + c, contracted where the target has FMA.
+// a * b + c, one rounding where the target has FMA and two where it has not, in the vector body and the
+// scalar tail alike (simd::fma; std::fma would round once in the tail while the lanes round twice).
 struct fma_fn {
   template <class V>
   V operator()(const V& a, const V& b, const V& c) const noexcept {
-    if constexpr (is_scalar_v<V>) return std::fma(a, b, c);
-    else return xsimd::fma(a, b, c);
+    return simd::fma(a, b, c);
   }
 };
 // torch.clamp: min(max(x, lo), hi), and a NaN x stays NaN (an optimizer must not turn a NaN gradient into
@@ -238,6 +241,22 @@ struct clamp_fn {
   template <class V>
   V operator()(const V& x, const V& lo, const V& hi) const noexcept {
     return min_fn{}(hi, max_fn{}(lo, x));
+  }
+};
+// An activation functor of layers/activations.hpp (static f(V) and df(V, V), V = T or a batch): its value and,
+// through simd::activation_gradient, dL/dx from (x, y = f(x), dy).
+template <class Fn>
+struct activation_fn {
+  template <class V>
+  V operator()(const V& x) const noexcept {
+    return Fn::f(x);
+  }
+};
+template <class Fn>
+struct activation_gradient_fn {
+  template <class V>
+  V operator()(const V& x, const V& y, const V& dy) const noexcept {
+    return simd::activation_gradient<Fn>(x, y, dy);
   }
 };
 struct less { template <class V> auto operator()(const V& a, const V& b) const noexcept { return a < b; } };
@@ -356,6 +375,16 @@ template <operand A, operand B, operand C>
 auto fma(const A& a, const B& b, const C& c) noexcept {
   return make_node<ops::fma_fn>(a, b, c);
 }
+// Fn(x) for an activation functor Fn, e.g. expr::activation<act::gelu_fn>(fma(z, scale, shift)).
+template <class Fn, expression A>
+auto activation(const A& x) noexcept {
+  return make_node<ops::activation_fn<Fn>>(x);
+}
+// dL/dx of Fn from x, y = Fn(x) and dy (a select where the functor defines grad, else dy * Fn'(x, y)).
+template <class Fn, expression X, expression Y, expression D>
+auto activation_gradient(const X& x, const Y& y, const D& dy) noexcept {
+  return make_node<ops::activation_gradient_fn<Fn>>(x, y, dy);
+}
 template <operand X, operand L, operand H>
   requires has_expression<X, L, H>
 auto clamp(const X& x, const L& lo, const H& hi) noexcept {
@@ -406,13 +435,13 @@ struct binding final : node_base {
   static constexpr std::size_t index = K;
   E src;
 
-  template <class Env>
-  auto at(std::size_t, const Env& env) const noexcept {
+  template <class I, class Env>
+  auto at(const I&, const Env& env) const noexcept {
     static_assert(K < std::tuple_size_v<Env>, "fnn: let<K> used before it is bound in this assign()");
     return std::get<K>(env);
   }
-  template <class Env>
-  auto load(std::size_t, const Env& env) const noexcept {
+  template <class I, class Env>
+  auto load(const I&, const Env& env) const noexcept {
     static_assert(K < std::tuple_size_v<Env>, "fnn: let<K> used before it is bound in this assign()");
     return std::get<K>(env);
   }

@@ -1,8 +1,9 @@
 #pragma once
-// The element-wise halves of fused dense + batch_norm + activation stages, written over raw arrays
-// and an activation functor Fn (static f(V) and df(V x, V y), V = T or simd::batch<T>; see
-// layers/activations.hpp). Every loop runs rows outside, columns inside, vectorized across columns
-// (features) with a scalar tail, so per-feature vectors (scale, shift, sums) stay in L1.
+// The element-wise halves of fused dense + batch_norm + activation stages, each one 2-D expression over the
+// expr/ vocabulary (matrix leaves with a leading dimension, per-column vectors, per-column reductions) and an
+// activation functor Fn (static f(V) and df(V x, V y), V = T or simd::batch<T>; see layers/activations.hpp).
+// expr::assign evaluates it rows outside, columns inside, vectorized across columns (features) with a scalar
+// tail that rounds like the lanes, so per-feature vectors (scale, shift, sums) stay in L1.
 //
 // Train-mode batch norm + activation, per feature j (n rows, u = pre-activation, y = Fn(u)):
 //   forward   u = z * scale_j + shift_j,  scale_j = gamma_j * rstd_j, shift_j = beta_j - mean_j * scale_j
@@ -11,16 +12,17 @@
 // (du is simd::activation_gradient, a select for relu.) The reference for all of this is the layer-by-layer
 // code in layers/.
 //
-// Threads (kernels/threads.hpp): a pass over at least parallel_pass_elements values runs on up to
-// num_threads() threads. Maps split the rows; passes that sum columns split the columns into ranges whose
-// bounds are multiples of the SIMD width, each thread summing its columns over all rows in the usual order,
-// so every value, sums included, has the same bits for any thread count.
-#include <algorithm>
+// Threads (expr/parallel.hpp): a pass over at least parallel_pass_elements values runs on up to num_threads()
+// threads. Maps split the rows; passes that sum columns split the columns into ranges whose bounds are
+// multiples of the SIMD width, each thread summing its columns over all rows in the usual order, so every
+// value, sums included, has the same bits for any thread count.
+#include <cmath>
 #include <cstddef>
-
+#include <span>
 #include <type_traits>
 
 #include "fnn/core/config.hpp"
+#include "fnn/expr/assign.hpp"
 #include "fnn/kernels/epilogue.hpp"
 #include "fnn/kernels/threads.hpp"
 #include "fnn/simd/math.hpp"
@@ -28,110 +30,33 @@
 
 namespace fnn::kernels {
 
-// Calls body.template operator()<V>(j) for j = j0, j0 + w, ... with V = batch<T>, then for the tail with V = T.
-// j0 is 0 or a multiple of the SIMD width, so a column takes the same path whatever range it is part of.
-template <class T, class Body>
-inline void for_columns(index_t j0, index_t j1, Body&& body) {
-  if constexpr (simd::enabled) {
-    constexpr auto w = static_cast<index_t>(simd::width<T>);
-    const index_t full = j0 + (j1 - j0) / w * w;
-    for (index_t j = j0; j < full; j += w) body.template operator()<simd::batch<T>>(j);
-    // The tail is shorter than a register; saying so keeps GCC from reasoning about (and warning on,
-    // -Waggressive-loop-optimizations) absurd trip counts of a loop it would otherwise vectorize.
-    const int tail = static_cast<int>(j1 - full);
-    for (int t = 0; t < tail && t < static_cast<int>(w); ++t) body.template operator()<T>(full + t);
-  } else {
-    for (index_t j = j0; j < j1; ++j) body.template operator()<T>(j);
-  }
-}
-template <class T, class Body>
-inline void for_columns(index_t cols, Body&& body) {
-  for_columns<T>(0, cols, static_cast<Body&&>(body));
-}
-
-// Below this many values a pass stays on one thread: waking another one (a few microseconds with
-// OMP_WAIT_POLICY=passive) costs more than it saves. See bench/kernels for the measurement.
-inline constexpr index_t parallel_pass_elements = 64 * 1024;
-
-namespace detail {
-
-inline int pass_threads(index_t rows, index_t cols, index_t max_parts) {
-  const index_t by_size = rows * cols / parallel_pass_elements;
-  return static_cast<int>(std::clamp<index_t>(std::min<index_t>(by_size, max_parts), 1, num_threads()));
-}
-
-// body(t) for t < parts, each on its own thread.
-template <class Body>
-void run_parts(int parts, Body& body) {
-#if defined(FNN_HAS_OPENMP)
-  if (parts > 1) {
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-    for (int t = 0; t < parts; ++t) body(t);
-    return;
-  }
-#endif
-  for (int t = 0; t < parts; ++t) body(t);
-}
-
-}  // namespace detail
-
-// body(i0, i1) over row ranges that partition [0, rows), concurrently when the pass is big enough (for maps).
-template <class Body>
-void for_row_ranges(index_t rows, index_t cols, Body&& body) {
-  const int parts = detail::pass_threads(rows, cols, rows);
-  auto part = [&](int t) { body(rows * t / parts, rows * (t + 1) / parts); };
-  detail::run_parts(parts, part);
-}
-
-// body(j0, j1) over column ranges that partition [0, cols), bounds multiples of the SIMD width of T (for
-// column reductions: each column is then summed by one thread, in row order, whatever the thread count).
-template <class T, class Body>
-void for_column_ranges(index_t rows, index_t cols, Body&& body) {
-  constexpr auto w = static_cast<index_t>(simd::width<T>);
-  const index_t groups = (cols + w - 1) / w;
-  const int parts = detail::pass_threads(rows, cols, groups);
-  auto part = [&](int t) { body(std::min(cols, groups * t / parts * w), std::min(cols, groups * (t + 1) / parts * w)); };
-  detail::run_parts(parts, part);
-}
+// Below this many values a pass stays on one thread (expr/parallel.hpp; bench/kernels has the measurement).
+using expr::parallel_pass_elements;
 
 // y = Fn(z * scale + shift), per-column scale and shift.
 template <class Fn, class T>
 void affine_activation(index_t rows, index_t cols, const T* z, index_t ldz, const T* scale, const T* shift, T* y,
                        index_t ldy) {
-  for_row_ranges(rows, cols, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      const T* zi = z + i * ldz;
-      T* yi = y + i * ldy;
-      for_columns<T>(cols, [&]<class V>(index_t j) {
-        const V u = simd::fma(simd::load_as<V>(zi + j), simd::load_as<V>(scale + j), simd::load_as<V>(shift + j));
-        simd::store_as(yi + j, Fn::f(u));
-      });
-    }
-  });
+  const auto Z = expr::matrix(z, rows, cols, ldz);
+  expr::assign(expr::matrix(y, rows, cols, ldy),
+               expr::activation<Fn>(expr::fma(Z, expr::per_column(scale, cols), expr::per_column(shift, cols))));
 }
 
 // First backward pass of batch norm + activation: du = dy * Fn'(u, y) (stored), and the per-column sums
-// sum_du += du, sum_du_xhat += du * xhat (the beta and gamma gradients). u is recomputed from z.
+// sum_du = sum du, sum_du_xhat = sum du * xhat (the beta and gamma gradients). u is recomputed from z.
 template <class Fn, class T>
 void affine_activation_backward_reduce(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy,
                                        const T* dy, index_t lddy, const T* scale, const T* shift, const T* mean,
                                        const T* rstd, T* du, index_t lddu, T* sum_du, T* sum_du_xhat) {
-  for_column_ranges<T>(rows, cols, [&](index_t j0, index_t j1) {
-    for (index_t j = j0; j < j1; ++j) sum_du[j] = sum_du_xhat[j] = T(0);
-    for (index_t i = 0; i < rows; ++i) {
-      const T *zi = z + i * ldz, *yi = y + i * ldy, *dyi = dy + i * lddy;
-      T* dui = du + i * lddu;
-      for_columns<T>(j0, j1, [&]<class V>(index_t j) {
-        const V zv = simd::load_as<V>(zi + j);
-        const V u = simd::fma(zv, simd::load_as<V>(scale + j), simd::load_as<V>(shift + j));
-        const V d = simd::activation_gradient<Fn>(u, simd::load_as<V>(yi + j), simd::load_as<V>(dyi + j));
-        simd::store_as(dui + j, d);
-        const V xhat = (zv - simd::load_as<V>(mean + j)) * simd::load_as<V>(rstd + j);
-        simd::store_as(sum_du + j, simd::load_as<V>(sum_du + j) + d);
-        simd::store_as(sum_du_xhat + j, simd::fma(d, xhat, simd::load_as<V>(sum_du_xhat + j)));
-      });
-    }
-  });
+  for (index_t j = 0; j < cols; ++j) sum_du[j] = sum_du_xhat[j] = T(0);
+  const auto Z = expr::matrix(z, rows, cols, ldz);
+  const auto u = expr::fma(Z, expr::per_column(scale, cols), expr::per_column(shift, cols));
+  const auto xhat = (Z - expr::per_column(mean, cols)) * expr::per_column(rstd, cols);
+  const auto d = expr::let<0>(
+      expr::activation_gradient<Fn>(u, expr::matrix(y, rows, cols, ldy), expr::matrix(dy, rows, cols, lddy)));
+  const auto s1 = expr::per_column(sum_du, cols), s2 = expr::per_column(sum_du_xhat, cols);
+  expr::assign(d, expr::into(expr::matrix(du, rows, cols, lddu), d), expr::into(s1, s1 + d),
+               expr::into(s2, expr::fma(d, xhat, s2)));
 }
 
 // Second backward pass: the batch-norm input gradient, written over du (dz may alias du).
@@ -140,19 +65,11 @@ void batch_norm_input_gradient(index_t rows, index_t cols, const T* du, index_t 
                                const T* gamma, const T* mean, const T* rstd, const T* sum_du, const T* sum_du_xhat,
                                T* dz, index_t lddz) {
   const T inv_n = T(1) / static_cast<T>(rows);
-  for_row_ranges(rows, cols, [&](index_t i0, index_t i1) {
-    for (index_t i = i0; i < i1; ++i) {
-      const T *dui = du + i * lddu, *zi = z + i * ldz;
-      T* dzi = dz + i * lddz;
-      for_columns<T>(cols, [&]<class V>(index_t j) {
-        const V r = simd::load_as<V>(rstd + j);
-        const V xhat = (simd::load_as<V>(zi + j) - simd::load_as<V>(mean + j)) * r;
-        const V centred = simd::load_as<V>(dui + j) - simd::load_as<V>(sum_du + j) * V(inv_n) -
-                          xhat * (simd::load_as<V>(sum_du_xhat + j) * V(inv_n));
-        simd::store_as(dzi + j, simd::load_as<V>(gamma + j) * r * centred);
-      });
-    }
-  });
+  const auto r = expr::per_column(rstd, cols);
+  const auto xhat = (expr::matrix(z, rows, cols, ldz) - expr::per_column(mean, cols)) * r;
+  const auto centred = expr::matrix(du, rows, cols, lddu) - expr::per_column(sum_du, cols) * inv_n -
+                       xhat * (expr::per_column(sum_du_xhat, cols) * inv_n);
+  expr::assign(expr::matrix(dz, rows, cols, lddz), expr::per_column(gamma, cols) * r * centred);
 }
 
 // The same input gradient as coefficients of an a_transform (A = du, Z = z, z_center = mean), for GEMMs that
@@ -172,40 +89,87 @@ void batch_norm_input_gradient_coefficients(index_t rows, index_t cols, const T*
   }
 }
 
+// Layer norm + activation (a dense + layer_norm + activation stage), per row i (sample) over its f features:
+//   forward   mean_i, rstd_i = 1 / sqrt(var_i + eps);  xhat = (z - mean_i) rstd_i;  u = gamma_j xhat + beta_j;
+//             y = Fn(u)
+//   backward  du = dy * Fn'(u, y);  dbeta_j += sum_i du;  dgamma_j += sum_i du xhat;  g = du gamma_j;
+//             dz = rstd_i (g - sum_j g / f - xhat sum_j g xhat / f)
+// Each row is swept while it is in L1 (its statistics, then its outputs), rows split over threads.
+template <class Z, class Mean, class Rstd, class Gamma, class Beta>
+auto layer_norm_affine(const Z& z, const Mean& mean, const Rstd& rstd, const Gamma& gamma, const Beta& beta) {
+  return expr::fma(gamma, (z - mean) * rstd, beta);
+}
+
+template <class Fn, class T>
+void layer_norm_activation(index_t rows, index_t cols, const T* z, index_t ldz, const T* gamma, const T* beta,
+                           double eps, T* mean, T* rstd, T* y, index_t ldy) {
+  const auto f = static_cast<std::size_t>(cols);
+  const auto g = expr::array(std::span<const T>(gamma, f)), b = expr::array(std::span<const T>(beta, f));
+  expr::for_row_ranges(rows, cols, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      const auto zi = expr::array(std::span<const T>(z + i * ldz, f));
+      const T m = expr::sum(zi) / static_cast<T>(cols);
+      const T var = expr::sum((zi - m) * (zi - m)) / static_cast<T>(cols);
+      const T r = static_cast<T>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+      mean[i] = m;
+      rstd[i] = r;
+      expr::assign(expr::array(std::span<T>(y + i * ldy, f)),
+                   expr::activation<Fn>(layer_norm_affine(zi, expr::scalar(m), expr::scalar(r), g, b)));
+    }
+  });
+}
+
+// The backward of layer_norm_activation: dz (into du, which then holds dz) and the gamma and beta gradients
+// (accumulated, as every parameter gradient).
+template <class Fn, class T>
+void layer_norm_activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy,
+                                    const T* dy, index_t lddy, const T* gamma, const T* beta, const T* mean,
+                                    const T* rstd, T* du, index_t lddu, T* gamma_grad, T* beta_grad) {
+  // Pass 1, columns split: du and the per-feature sums.
+  const auto Z = expr::matrix(z, rows, cols, ldz);
+  const auto M = expr::per_row(mean, rows), R = expr::per_row(rstd, rows);
+  const auto xhat = (Z - M) * R;
+  const auto u = layer_norm_affine(Z, M, R, expr::per_column(gamma, cols), expr::per_column(beta, cols));
+  const auto d = expr::let<0>(
+      expr::activation_gradient<Fn>(u, expr::matrix(y, rows, cols, ldy), expr::matrix(dy, rows, cols, lddy)));
+  const auto db = expr::per_column(beta_grad, cols), dg = expr::per_column(gamma_grad, cols);
+  expr::assign(d, expr::into(expr::matrix(du, rows, cols, lddu), d), expr::into(db, db + d),
+               expr::into(dg, expr::fma(d, xhat, dg)));
+  // Pass 2, rows split: the two row sums, then dz over du, while the row is in L1.
+  const auto f = static_cast<std::size_t>(cols);
+  const auto G = expr::array(std::span<const T>(gamma, f));
+  const T inv_f = T(1) / static_cast<T>(cols);
+  expr::for_row_ranges(rows, cols, [&](index_t i0, index_t i1) {
+    for (index_t i = i0; i < i1; ++i) {
+      const auto dui = expr::array(std::span<T>(du + i * lddu, f));
+      const auto xh = (expr::array(std::span<const T>(z + i * ldz, f)) - mean[i]) * rstd[i];
+      const T a = expr::sum(dui * G) * inv_f, c = expr::sum(dui * G * xh) * inv_f;
+      expr::assign(dui, rstd[i] * (dui * G - a - xh * c));
+    }
+  });
+}
+
 // Activation backward: dz = dy * Fn'(z, y), and bias_grad += column sums of dz (when bias_grad is set).
 template <class Fn, class T>
 void activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy, const T* dy,
                          index_t lddy, T* dz, index_t lddz, T* bias_grad) {
-  const auto block = [&](index_t i0, index_t i1, index_t j0, index_t j1) {
-    for (index_t i = i0; i < i1; ++i) {
-      const T *zi = z + i * ldz, *yi = y + i * ldy, *dyi = dy + i * lddy;
-      T* dzi = dz + i * lddz;
-      for_columns<T>(j0, j1, [&]<class V>(index_t j) {
-        const V d = simd::activation_gradient<Fn>(simd::load_as<V>(zi + j), simd::load_as<V>(yi + j),
-                                                  simd::load_as<V>(dyi + j));
-        simd::store_as(dzi + j, d);
-        if (bias_grad) simd::store_as(bias_grad + j, simd::load_as<V>(bias_grad + j) + d);
-      });
-    }
-  };
+  const auto d = expr::activation_gradient<Fn>(expr::matrix(z, rows, cols, ldz), expr::matrix(y, rows, cols, ldy),
+                                               expr::matrix(dy, rows, cols, lddy));
+  const auto DZ = expr::matrix(dz, rows, cols, lddz);
   if (bias_grad) {
-    for_column_ranges<T>(rows, cols, [&](index_t j0, index_t j1) { block(0, rows, j0, j1); });
+    const auto b = expr::per_column(bias_grad, cols);
+    const auto dv = expr::let<0>(d);
+    expr::assign(dv, expr::into(DZ, dv), expr::into(b, b + dv));
   } else {
-    for_row_ranges(rows, cols, [&](index_t i0, index_t i1) { block(i0, i1, 0, cols); });
+    expr::assign(DZ, d);
   }
 }
 
 // sums += column sums of a (a dense layer's bias gradient).
 template <class T>
 void add_column_sums(index_t rows, index_t cols, const T* a, index_t lda, T* sums) {
-  for_column_ranges<T>(rows, cols, [&](index_t j0, index_t j1) {
-    for (index_t i = 0; i < rows; ++i) {
-      const T* ai = a + i * lda;
-      for_columns<T>(j0, j1, [&]<class V>(index_t j) {
-        simd::store_as(sums + j, simd::load_as<V>(sums + j) + simd::load_as<V>(ai + j));
-      });
-    }
-  });
+  const auto s = expr::per_column(sums, cols);
+  expr::assign(expr::into(s, s + expr::matrix(a, rows, cols, lda)));
 }
 
 // The one GEMM epilogue of fused stages: + bias[col], a side store of that pre-activation value (backward

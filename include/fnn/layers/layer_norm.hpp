@@ -3,6 +3,7 @@
 // (torch.nn.LayerNorm(features), eps 1e-5). Same computation in train and eval mode.
 #include <cmath>
 #include <cstddef>
+#include <span>
 #include <string_view>
 
 #include "fnn/layers/layer.hpp"
@@ -67,6 +68,12 @@ class layer_norm_layer final {
       }
     }
   }
+
+  // The affine, for the fused dense + layer_norm + activation stage (network/stages.hpp).
+  std::span<T> gamma() noexcept { return gamma_; }
+  std::span<T> beta() noexcept { return beta_; }
+  std::span<T> gamma_grad() noexcept { return gamma_grad_; }
+  std::span<T> beta_grad() noexcept { return beta_grad_; }
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {

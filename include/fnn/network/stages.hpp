@@ -7,6 +7,7 @@
 //   dense_only    x, y                   backward: db = colsum(dy), dW += dy^T x, dx = dy W
 //   dense_act     x, z (side-stored by the GEMM epilogue), y
 //   dense_bn_act  x, z (GEMM output, bias skipped: it cancels in train-mode batch norm), y; batch mean/rstd
+//   dense_ln_act  x, z (GEMM output with bias), y; per-sample mean/rstd
 //   bn_act        x, y; batch mean/rstd
 // Eval mode: dense_bn_act folds the batch norm into the product on its output side, y = Fn(s * (W x) + b'),
 // s = gamma / sqrt(running_var + eps), b' = (b - running_mean) * s + beta: s and b' are recomputed from the
@@ -380,6 +381,48 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
   }
 };
 
+// dense + layer_norm + activation: the GEMM with the bias in its epilogue (z, kept for backward), then one pass
+// per row that normalizes, applies the affine and the activation. Layer norm has no running statistics, so eval
+// and train mode run alike (and a backward after an eval forward is the fused one).
+template <std::size_t First>
+struct stage_runner<plan::stage<plan::stage_kind::dense_ln_act, First, 3>> {
+  template <class Ctx, class T>
+  static void forward(Ctx& c, stage_workspace<T>& ws, mode) {
+    auto& d = layer_at<First>(c);
+    auto& ln = layer_at<First + 1>(c);
+    using D = std::remove_reference_t<decltype(d)>;
+    using LN = std::remove_reference_t<decltype(ln)>;
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
+    const index_t n = c.acts[First].rows(), f = index_t(d.out_features);
+    c.acts[First + 1].resize(n, f);
+    c.acts[First + 3].resize(n, f);
+    ws.mean.resize(std::size_t(n));
+    ws.rstd.resize(std::size_t(n));
+    kernels::stage_epilogue<T> ep;
+    if constexpr (D::has_bias) ep.bias = d.bias().data();
+    dense_gemm<T, D>(c.acts[First].view(), c.acts[First + 1].view(), d.weight().data(), ep);
+    kernels::layer_norm_activation<Fn>(n, f, c.acts[First + 1].data(), f, ln.gamma().data(), ln.beta().data(),
+                                       LN::eps, ws.mean.data(), ws.rstd.data(), c.acts[First + 3].data(), f);
+  }
+  template <class Ctx, class T>
+  static void backward(Ctx& c, stage_workspace<T>& ws, mode, bool want_dx) {
+    auto& d = layer_at<First>(c);
+    auto& ln = layer_at<First + 1>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
+    const auto z = c.acts[First + 1].view();
+    const auto y = c.acts[First + 3].view();
+    const auto dy = c.grads[First + 3].view();
+    const index_t n = z.rows(), f = z.cols();
+    ws.du.resize(n, f);
+    kernels::layer_norm_activation_backward<Fn>(n, f, z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
+                                                ln.gamma().data(), ln.beta().data(), ws.mean.data(), ws.rstd.data(),
+                                                ws.du.data(), f, ln.gamma_grad().data(), ln.beta_grad().data());
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
+      kernels::add_column_sums(n, f, ws.du.data(), f, d.bias_grad().data());
+    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
+  }
+};
+
 template <std::size_t First>
 struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
   template <class Ctx, class T>
@@ -396,9 +439,12 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
         ws.shift[j] = bn.beta()[j] - bn.running_mean()[j] * ws.scale[j];
       }
     } else {
-      ws.moments.reset(n, f, n);
-      ws.moments.reduce(x.data(), x.ld(), 0, n, 0, f);
-      moments_to_workspace(ws.moments, ws);
+      // rstd holds the variance until batch_norm_train_coefficients.
+      expr::column_mean_variance(expr::matrix(x), ws.mean.data(), ws.rstd.data());
+      for (std::size_t j = 0; j < std::size_t(f); ++j) {
+        ws.mean_d[j] = double(ws.mean[j]);
+        ws.var_d[j] = double(ws.rstd[j]);
+      }
       batch_norm_train_coefficients(bn, ws, merge_batch_moments(bn, ws, n), static_cast<const T*>(nullptr));
     }
     kernels::affine_activation<Fn>(n, f, x.data(), x.ld(), ws.scale.data(), ws.shift.data(), c.acts[First + 2].data(), f);

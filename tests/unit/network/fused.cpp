@@ -198,6 +198,60 @@ BOOST_AUTO_TEST_CASE(thread_count_does_not_change_bits) {
   }
 }
 
+// dense + layer_norm + activation, the stage added as one plan rule plus its expressions.
+template <class P, class Act>
+using layer_norm_net = fnn::network<P, float, fnn::input<19>, fnn::dense<33>, fnn::layer_norm, Act,
+                                    fnn::dense<8>::without_bias, fnn::layer_norm, Act, fnn::dense<4>>;
+
+BOOST_AUTO_TEST_CASE(dense_layer_norm_activation_is_one_stage) {
+  namespace pl = fnn::plan;
+  using pk = pl::stage_kind;
+  static_assert(std::is_same_v<layer_norm_net<fnn::fused, fnn::gelu>::plan,
+                               pl::stages<pl::stage<pk::dense_ln_act, 0, 3>, pl::stage<pk::dense_ln_act, 3, 3>,
+                                          pl::stage<pk::dense_only, 6, 1>>>);
+  static_assert(layer_norm_net<fnn::unfused, fnn::gelu>::plan::size == 7);
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(dense_layer_norm_activation_matches_unfused, Act, epilogue_activations) {
+  compare_training<layer_norm_net<fnn::fused, Act>, layer_norm_net<fnn::unfused, Act>>(37, 4);
+}
+
+BOOST_AUTO_TEST_CASE(dense_layer_norm_activation_batches_widths_threads) {
+  using namespace fnn;
+  for (index_t batch : {1, 2, 15, 130})
+    compare_training<layer_norm_net<fused, relu>, layer_norm_net<unfused, relu>>(batch, 6);
+  using wide_f = network<fused, float, input<9>, dense<1>, layer_norm, swish, dense<129>, layer_norm, fnn::tanh, dense<3>>;
+  using wide_u = network<unfused, float, input<9>, dense<1>, layer_norm, swish, dense<129>, layer_norm, fnn::tanh, dense<3>>;
+  compare_training<wide_f, wide_u>(21, 8);
+  // Big enough for two threads in every pass: the same bits at 1 and 2 threads.
+  using big_t = network<fused, float, input<23>, dense<261>, layer_norm, gelu, dense<11>>;
+  const index_t batch = 520;
+  std::vector<std::vector<float>> runs[2];
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    big_t net{seed{41}};
+    auto& out = runs[threads - 1];
+    for (int step = 0; step < 2; ++step) {
+      const auto x = random_matrix<float>(batch, 23, 42 + step, 1.5);
+      const auto y = net.forward(x.view(), mode::train);
+      out.emplace_back(y.data(), y.data() + y.size());
+      fnn::matrix<float> g(batch, 11);
+      loss::softmax_cross_entropy{}(y, random_labels(std::size_t(batch), 11, 50 + step), g.view());
+      net.zero_grad();
+      net.backward(g.view(), true);
+      for (auto& v : grads_of(net)) out.push_back(std::move(v));
+      out.emplace_back(net.input_gradient().data(), net.input_gradient().data() + net.input_gradient().size());
+      fnn_test::plain_sgd{0.05}.step(net);
+    }
+  }
+  set_num_threads(0);
+  BOOST_REQUIRE_EQUAL(runs[0].size(), runs[1].size());
+  for (std::size_t i = 0; i < runs[0].size(); ++i) {
+    BOOST_TEST_INFO("array #" << i);
+    BOOST_TEST((runs[0][i] == runs[1][i]));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(fused_stages_pass_gradient_checks_in_double) {
   using net_t = fnn::basic_sequential<double, fnn::input<5>, fnn::dense<7>, fnn::batch_norm, fnn::gelu, fnn::dense<6>,
                                       fnn::elu<1.0>, fnn::batch_norm, fnn::sigmoid, fnn::dense<3>>;
@@ -210,6 +264,12 @@ BOOST_AUTO_TEST_CASE(fused_stages_pass_gradient_checks_in_double) {
     BOOST_TEST_INFO("worst " << r.worst << ": analytic " << r.worst_analytic << ", numeric " << r.worst_numeric);
     BOOST_TEST(r.max_relative_error < 1e-6);
   }
+  using ln_t = fnn::basic_sequential<double, fnn::input<5>, fnn::dense<7>, fnn::layer_norm, fnn::gelu, fnn::dense<3>>;
+  static_assert(ln_t::plan::size == 2);
+  ln_t ln{fnn::seed{24}};
+  const auto r = fnn::check_gradients(ln, x.view(), labels, fnn::loss::softmax_cross_entropy{}, fnn::mode::train);
+  BOOST_TEST_INFO("worst " << r.worst << ": analytic " << r.worst_analytic << ", numeric " << r.worst_numeric);
+  BOOST_TEST(r.max_relative_error < 1e-6);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
