@@ -45,11 +45,7 @@ int main(int argc, char** argv) {
     fnn::matrix<float> x(test.size(), 784);
     test.to_float(0, test.size(), x.data());
     // Pixels / 255, standardized only if the model was trained so (fnn-train --standardize).
-    if (m.count("fnn.standardize.mean") && m.count("fnn.standardize.std"))
-      fnn_train::standardizer{
-          fnn_train::standardizer::from_text(file.path, "fnn.standardize.mean", m.at("fnn.standardize.mean")),
-          fnn_train::standardizer::from_text(file.path, "fnn.standardize.std", m.at("fnn.standardize.std"))}
-          .apply(x.view());
+    if (const auto s = fnn::data::standardizer::read_metadata(file.path, m, 784)) s->apply(x.view());
     const auto model = fnn::deploy::freeze(net);
     std::vector<std::string> pixels, logits, labels, predicted;
     int agree = 0;
