@@ -35,10 +35,12 @@ void check_identical(const Model& exported, const char* checkpoint, std::uint32_
     exported.predict(x.data(), a.data());
     frozen->predict(x.data(), b.data());
     BOOST_TEST(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-    // and within float tolerance of the network itself
+    // and within float tolerance of the network itself. net.infer() applies batch norm on the product's output
+    // side, s * (W x), where the deploy model folds it into the weights, (s * W) x: the two round differently
+    // (2.5e-5 relative measured on the main job's trained weights), hence 5e-5 rather than the default 2e-5.
     const auto want =
         net.infer(fnn::const_matrix_view<float>(x.data(), fnn::index_t(Model::batch), fnn::index_t(Net::in_features)));
-    fnn_deploy_test::check_close(a, want);
+    fnn_deploy_test::check_close(a, want, 5e-5);
   }
 }
 
