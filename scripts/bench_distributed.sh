@@ -37,7 +37,7 @@ for ((i = 1; i <= rounds; ++i)); do
   run "torch DDP 2 processes x 128 (global 256)" /usr/bin/python3 bench/distributed/torch_ddp.py --procs 2 --batch 128 --epochs "$epochs"
 done
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
-/usr/bin/python3 - "$log" "$rounds" "$epochs" "$load_before" "$(git rev-parse --short HEAD)" "$cpu" "$(nproc)" \
+/usr/bin/python3 - "$log" "$rounds" "$epochs" "$load_before" "$(git rev-parse --short HEAD)" "$cpu" "$(nproc --all)" \
   > bench/results/distributed.md <<'PY'
 import collections, datetime, statistics, sys
 log, rounds, epochs, load, commit, cpu, ncpu = sys.argv[1:8]
