@@ -172,17 +172,6 @@ inline T reduce_add(const xsimd::batch<T, A>& x) noexcept {
   return v[0];
 }
 
-// Lane i of the result is the sum of the lanes of r[i], for the lanes_v<V> vectors r[0 .. lanes): the horizontal
-// sums of a whole block of dot products at once (a matrix-vector product), a few shuffles and adds where
-// lanes_v<V> reduce_add calls would each go through memory. Plain adds, so a NaN lane gives a NaN sum.
-template <class V>
-inline V reduce_add_each(const V* r) noexcept {
-  if constexpr (std::is_arithmetic_v<V>) {
-    return r[0];
-  } else {
-    return xsimd::haddp(r);
-  }
-}
 // Transposes the lanes_v<V> x lanes_v<V> block held in r[0..lanes): afterwards r[j][i] is the old r[i][j].
 // xsimd 8.1 has no portable transpose (its zip_lo/zip_hi stay inside 128-bit lanes on AVX-512), so AVX-512
 // floats get the unpack / shuffle / 128-bit-lane shuffle network; other targets go through memory.
@@ -226,6 +215,29 @@ inline void transpose(V* r) noexcept {
     for (std::size_t i = 0; i < n; ++i)
       for (std::size_t j = 0; j < i; ++j) std::swap(m[i * n + j], m[j * n + i]);
     for (std::size_t i = 0; i < n; ++i) r[i] = load_as<V>(m + i * n);
+  }
+}
+
+// Lane i of the result is the sum of the lanes of r[i], for the lanes_v<V> vectors r[0 .. lanes): the horizontal
+// sums of a whole block of dot products at once (a matrix-vector product), a few shuffles and adds where
+// lanes_v<V> reduce_add calls would each go through memory. Plain adds, so a NaN lane gives a NaN sum.
+// On AVX-512 it is a transpose and lanes - 1 vector adds (lane i: ((r[i][0] + r[i][1]) + r[i][2]) + ...):
+// xsimd 8.1's AVX-512 haddp returns the sums of r[2..5] and r[10..13] in the wrong lanes (measured on AMD
+// EPYC with AVX-512: lane 2 held r[4]'s sum), which made every batch-of-16-or-fewer inference wrong there.
+template <class V>
+inline V reduce_add_each(const V* r) noexcept {
+  if constexpr (std::is_arithmetic_v<V>) {
+    return r[0];
+  } else if constexpr (sizeof(V) == 64) {
+    constexpr std::size_t n = lanes_v<V>;
+    V t[n];
+    for (std::size_t i = 0; i < n; ++i) t[i] = r[i];
+    transpose(t);
+    V s = t[0];
+    for (std::size_t j = 1; j < n; ++j) s = s + t[j];
+    return s;
+  } else {
+    return xsimd::haddp(r);
   }
 }
 
