@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 
 #include "trainer.hpp"
@@ -163,6 +164,11 @@ int main(int argc, char** argv) {
                "uninterrupted run)");
   app.add_option("--stop-after", o.stop_after, "stop after this epoch as if interrupted (to try --resume)")
       ->check(integer_in(0, 1000000));
+  app.add_flag("--distributed", o.distributed,
+               "data parallel over the ranks of an MPI job: mpirun -np N fnn-train --distributed ... (--batch is "
+               "per rank, the global batch N x --batch; rank 0 writes and prints; --resume needs the same N)");
+  app.add_flag("--sync-batch-norm", o.sync_batch_norm,
+               "with --distributed: batch norm normalizes over the global batch (SyncBatchNorm), not each rank's");
   int search = 0;
   app.add_option("--search", search,
                  "random search: N trials of this run with log-uniform --lr in [1e-4, 1e-2] and --weight-decay in "
@@ -171,12 +177,29 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   o.data = data;
   o.out = out;
+  // MPI starts only for --distributed: a one-process run never touches it.
+#ifdef FNN_TRAIN_MPI
+  std::optional<fnn::distributed::environment> mpi;
+#endif
+  std::optional<fnn_train::world> ranks;
+  try {
+#ifdef FNN_TRAIN_MPI
+    if (o.distributed) mpi.emplace(argc, argv);
+#endif
+    ranks.emplace(o.distributed);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fnn-train: %s\n", fnn_train::message_of(e).c_str());
+    return 1;
+  }
   try {
     // Hyper-parameters are data: --resume continues with the options the training state records, so
     // `fnn-train --out DIR --resume` needs nothing else; an option given on this command line wins (and a
     // difference is reported as "not the same run").
-    if (o.resume && std::filesystem::exists(o.out / "state.safetensors")) {
-      const auto state = fnn::io::read_safetensors(o.out / "state.safetensors");
+    // (Rank 0's state, on every rank.)
+    const auto state_file =
+        o.resume ? ranks->read_on_root(o.out / "state.safetensors") : std::optional<fnn::io::safetensors_file>{};
+    if (state_file) {
+      const auto& state = *state_file;
       fnn_train::for_each_setting(o, [&](const char* name, auto& v) {
         std::string flag = std::string("--") + name;
         std::replace(flag.begin(), flag.end(), '_', '-');
@@ -193,13 +216,22 @@ int main(int argc, char** argv) {
       fnn_train::random_search(o, search);
       return 0;
     }
-    fnn_train::train(o);
+    fnn_train::train(o, stdout, &*ranks);
     return 0;
   } catch (const fnn_train::diverged& e) {
-    std::fprintf(stderr, "fnn-train: %s\n", e.what());
+    // Every rank sees the same global loss and gradient norm: they all stop here, and exit normally.
+    if (ranks->root()) std::fprintf(stderr, "fnn-train: %s\n", e.what());
     return 3;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "fnn-train: %s\n", fnn_train::message_of(e).c_str());
+    const std::string who = ranks->distributed() ? " (rank " + std::to_string(ranks->rank()) + ")" : "";
+    std::fprintf(stderr, "fnn-train%s: %s\n", who.c_str(), fnn_train::message_of(e).c_str());
+#ifdef FNN_TRAIN_MPI
+    // The other ranks may wait in a collective for this one: end the whole job now, not at a timeout.
+    if (ranks->distributed() && ranks->size() > 1) {
+      std::fflush(stderr);
+      MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+#endif
     return 1;
   }
 }

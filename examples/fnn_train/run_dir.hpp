@@ -67,7 +67,8 @@ inline int remove_stale_temporaries(const std::filesystem::path& dir) {
 }
 
 // Test hook: FNN_TRAIN_CRASH_AFTER=<point>:<n> kills the process with SIGKILL right after the n-th time the
-// run passes <point> ("state", "model", "best", "snapshot", "metrics": just after that file's atomic rename).
+// run passes <point> ("state", "model", "best", "snapshot", "metrics": just after that file's atomic rename;
+// "step": after an optimizer step).
 // Unset: does nothing.
 inline void crash_point(std::string_view point) {
   static const std::string spec = [] {

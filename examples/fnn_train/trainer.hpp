@@ -40,6 +40,7 @@
 #include "fnn/train/ensemble.hpp"
 #include "fnn/train/reflect.hpp"
 #include "run_dir.hpp"
+#include "world.hpp"
 #if __has_include("fnn/kernels/threads.hpp")
 #include "fnn/kernels/threads.hpp"
 #define FNN_TRAIN_HAS_THREADS 1
@@ -124,6 +125,10 @@ struct options : optimizer_settings, schedule_settings {
   bool resume = false;
   int stop_after = 0;  // stop after this epoch as if interrupted (0: never; to test --resume)
   bool quiet = false;  // no output at all (tests)
+  // Data parallel over the ranks of an MPI job (mpirun -np N fnn-train --distributed): `batch` is per rank,
+  // the global batch is batch x N. The state records N; --resume needs the same N.
+  bool distributed = false;
+  bool sync_batch_norm = false;  // with distributed: batch norm over the global batch (SyncBatchNorm)
 };
 
 }  // namespace fnn_train
@@ -137,7 +142,7 @@ BOOST_HANA_ADAPT_STRUCT(fnn_train::schedule_settings, schedule, gamma, step_epoc
                         warmup, warmup_factor);
 BOOST_HANA_ADAPT_STRUCT(fnn_train::options, epochs, batch, lr, optimizer, seed, threads, data, out, standardize, augment,
                         noise, subset, test_subset, val, stratify, early_stop, min_delta, monitor, average, tta, resume,
-                        stop_after, quiet);
+                        stop_after, quiet, distributed, sync_batch_norm);
 
 namespace fnn_train {
 // f(name, field&) over every reflected field of the options, the two settings structs' included.
@@ -601,13 +606,14 @@ inline std::string wrapped(const std::string& text, std::size_t width) {
 
 // Options that name where and how this process runs, not what the run computes: never compared on resume.
 inline bool runtime_only(const std::string& name) {
-  for (const char* k : {"data", "out", "resume", "stop_after", "quiet", "threads"})
+  // "distributed" too: the rank count the state records is checked instead.
+  for (const char* k : {"data", "out", "resume", "stop_after", "quiet", "threads", "distributed"})
     if (name == k) return true;
   return false;
 }
 
 template <class Opt>
-result train_with(const options& o, Opt opt, std::FILE* out) {
+result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
   using clock = std::chrono::steady_clock;
   const auto t_start = clock::now();
   if (o.epochs < 1) throw fnn::value_error("--epochs must be >= 1, got " + std::to_string(o.epochs));
@@ -625,16 +631,27 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     throw fnn::value_error("--average must be in [0, --epochs " + std::to_string(o.epochs) + "], got " +
                            std::to_string(o.average));
   if (!(o.penalty_l1 >= 0) || !(o.penalty_l2 >= 0)) throw fnn::value_error("--penalty-l1/--penalty-l2 must be >= 0");
+  const auto check_sync = [&] {
+    if (o.sync_batch_norm && !w.distributed())
+      throw fnn::value_error("--sync-batch-norm needs --distributed (one process already normalizes over its whole batch)");
+  };
+  if (!o.resume) check_sync();  // on --resume after the state's rank count is checked: that message says more
+  const bool root = w.root();  // the one rank that writes files and prints
+  if (!root) out = nullptr;
 #ifdef FNN_TRAIN_HAS_THREADS
   if (o.threads > 0) fnn::set_num_threads(o.threads);
 #endif
 
   // The output directory first: a read-only or busy --out is reported before minutes of loading and training.
+  // Rank 0 alone owns it (the other ranks may run on machines without it).
   std::error_code ec;
-  std::filesystem::create_directories(o.out, ec);
-  if (ec) throw fnn::io_error(o.out.string() + ": cannot create the output directory: " + ec.message());
-  const run_lock lock(o.out);
-  remove_stale_temporaries(o.out);
+  std::optional<run_lock> lock;
+  if (root) {
+    std::filesystem::create_directories(o.out, ec);
+    if (ec) throw fnn::io_error(o.out.string() + ": cannot create the output directory: " + ec.message());
+    lock.emplace(o.out);
+    remove_stale_temporaries(o.out);
+  }
   const auto state_path = o.out / "state.safetensors";
   const auto model_path = o.out / "model.safetensors";
   const auto best_path = o.out / "best.safetensors";
@@ -657,8 +674,17 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   if (o.standardize) stdz = fit_standardizer(train);
   const standardizer* stdzp = o.standardize ? &stdz : nullptr;
 
-  const fnn::index_t batch = o.batch;
-  const fnn::index_t steps = steps_per_epoch(train.size(), batch);
+  const fnn::index_t batch = o.batch;  // per rank
+  const int ranks = w.size(), rank = w.rank();
+  // Distributed: full global batches only (the last incomplete one of each epoch is left out, as
+  // DistributedSampler(drop_last=True) does), so every rank's slice has `batch` samples and the mean of the
+  // ranks' gradients is the global batch's.
+  const fnn::index_t global_batch = batch * ranks;
+  const fnn::index_t steps = w.distributed() ? train.size() / global_batch : steps_per_epoch(train.size(), batch);
+  if (steps < 1)
+    throw fnn::value_error("--distributed: " + std::to_string(train.size()) + " training samples make no global batch of " +
+                           std::to_string(global_batch) + " (" + std::to_string(ranks) + " ranks x --batch " +
+                           std::to_string(batch) + ")");
   const auto lr_at = make_schedule(o, steps, std::int64_t(steps) * o.epochs);
   fnn::train::early_stopping es{{.patience = o.early_stop,
                                  .min_delta = o.min_delta,
@@ -669,15 +695,26 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   int last_good = 0;      // the epoch of the training state on disk (0: none)
   std::string rows;       // metrics.csv without its header; kept in the training state too
   result r;
+  const std::string ranks_now = w.distributed() ? std::to_string(ranks) : "";
   if (o.resume) {
-    if (!std::filesystem::exists(state_path, ec)) {
-      if (std::filesystem::exists(o.out / "optimizer.safetensors", ec))
+    const std::optional<fnn::io::safetensors_file> state_file = w.read_on_root(state_path);
+    if (!state_file) {
+      if (root && std::filesystem::exists(o.out / "optimizer.safetensors", ec))
         throw fnn::io_error(o.out.string() +
                             ": holds model.safetensors + optimizer.safetensors of an older fnn-train, which cannot be "
                             "checked for consistency; start a new run");
       throw fnn::io_error(o.out.string() + ": nothing to resume (no state.safetensors: no epoch was completed)");
     }
-    const auto file = fnn::io::read_safetensors(state_path);
+    const auto& file = *state_file;
+    const std::string saved_ranks = meta_or(file.metadata, "fnn.distributed.ranks");
+    if (saved_ranks != ranks_now)
+      throw fnn::value_error(state_path.string() + ": was made by " +
+                             (saved_ranks.empty() ? std::string("one process (not --distributed)")
+                                                  : saved_ranks + " ranks (mpirun -np " + saved_ranks + " fnn-train --distributed)") +
+                             ", this run is " +
+                             (ranks_now.empty() ? std::string("one process") : "on " + ranks_now + (ranks == 1 ? " rank" : " ranks")) +
+                             ": resume with the same number (each rank's slice of every batch depends on it)");
+    check_sync();
     const std::string saved_opt = meta_or(file.metadata, "optimizer");
     if (saved_opt != o.optimizer)
       throw fnn::value_error(state_path.string() + ": saved by optimizer '" + saved_opt + "', this run uses '" +
@@ -735,22 +772,23 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     rows = meta_or(meta, "metrics");
     // The exports follow the state: a crash between the state's rename and theirs left them one epoch behind.
     const std::string score = meta_or(meta, has_val ? "val_accuracy" : "test_accuracy");
-    fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), score, stdz));
-    if (has_val && es.best_epoch() == int(epoch)) {
+    if (root) fnn::io::save_model(model_path, net, model_metadata(o, int(epoch), score, stdz));
+    if (root && has_val && es.best_epoch() == int(epoch)) {
       fnn::io::save_model(best_path, net, model_metadata(o, int(epoch), score, stdz));
-    } else if (has_val && es.best_epoch() > 0 && export_epoch(best_path) != es.best_epoch()) {
+    } else if (root && has_val && es.best_epoch() > 0 && export_epoch(best_path) != es.best_epoch()) {
       throw fnn::io_error(best_path.string() + ": should hold the best epoch " + std::to_string(es.best_epoch()) +
                           " of the training state, but " +
                           (export_epoch(best_path) ? "holds epoch " + std::to_string(export_epoch(best_path))
                                                    : std::string("is missing")));
     }
-    if (o.average > 0) fnn::io::save_model(snapshot_path(o.out, int(epoch)), net, model_metadata(o, int(epoch), score, stdz));
-    write_metrics(metrics_path, rows, has_val);
+    if (root && o.average > 0)
+      fnn::io::save_model(snapshot_path(o.out, int(epoch)), net, model_metadata(o, int(epoch), score, stdz));
+    if (root) write_metrics(metrics_path, rows, has_val);
     if (o.early_stop > 0 && es.should_stop()) r.stopped_early = true;
     if (out != nullptr)
       std::fprintf(out, "resuming %s after epoch %d (step %lld)%s\n", o.out.c_str(), first_epoch - 1,
                    static_cast<long long>(opt.step_count()), r.stopped_early ? ": it had stopped early" : "");
-  } else {
+  } else if (root) {
     if (std::filesystem::exists(state_path, ec) || std::filesystem::exists(model_path, ec)) {
       if (out != nullptr)
         std::fprintf(out, "warning: %s holds an earlier run, which this one replaces\n"
@@ -772,6 +810,9 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
     std::fprintf(out, "fnn-train: %s\n  %ld train / %s%ld test samples, %s lr %g (%s), batch %d, %d epochs\n",
                  architecture, long(train.size()), has_val ? (std::to_string(val.size()) + " val / ").c_str() : "",
                  long(test.size()), o.optimizer.c_str(), double(o.lr), o.schedule.c_str(), o.batch, o.epochs);
+    if (w.distributed())
+      std::fprintf(out, "  data parallel: %d ranks x batch %d = global batch %ld, %ld steps per epoch%s\n", ranks,
+                   o.batch, long(global_batch), long(steps), o.sync_batch_norm ? ", SyncBatchNorm" : "");
     std::fprintf(out, "%s", wrapped(o.optimizer + ": " + fnn::train::describe_options(opt.options()), 80).c_str());
     std::fprintf(out, "initial loss %.4f (untrained, %d classes: expect about ln %d = %.4f)\n",
                  initial_loss(net, train, stdzp), classes, classes, std::log(double(classes)));
@@ -782,6 +823,18 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   const bool penalized = o.penalty_l1 > 0 || o.penalty_l2 > 0;
   fnn::matrix<float> xb;
   std::vector<std::int32_t> yb;
+#ifdef FNN_TRAIN_MPI
+  // Made after a resume has loaded the state (on every rank, from rank 0's bytes): its broadcast of rank 0's
+  // parameters then changes nothing, and from here on the replicas stay identical (checked every epoch).
+  std::optional<fnn::distributed::data_parallel<net_t>> dp;
+  if (w.distributed()) dp.emplace(net, w.comm(), fnn::distributed::data_parallel_options{.sync_batch_norm = o.sync_batch_norm});
+#endif
+  const auto step_on = [&](const std::span<const std::int32_t> labels, const auto&... penalties) {
+#ifdef FNN_TRAIN_MPI
+    if (dp) return dp->train_step(xb.view(), labels, ce, opt, penalties...);
+#endif
+    return net.train_step(xb.view(), labels, ce, opt, penalties...);
+  };
   progress bar(out, out != nullptr && ::isatty(::fileno(out)));
   bar.start_run(r.stopped_early ? 0 : std::int64_t(steps) * (o.epochs - first_epoch + 1));
   const auto good_text = [&] {
@@ -792,13 +845,17 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   for (int epoch = first_epoch; epoch <= o.epochs && !r.stopped_early; ++epoch) {
     const auto t_epoch = clock::now();
     auto rng = epoch_engine(o.seed, epoch);
-    const auto order = shuffled_indices(train.size(), rng);
+    const auto order = shuffled_indices(train.size(), rng);  // the same on every rank
+    // Rank 0 augments with what follows the shuffle in the epoch's engine (so one rank is one process);
+    // the other ranks with engines of their own, also derived from (seed, epoch).
+    if (rank > 0) rng = epoch_engine(fnn::data::splitmix64(o.seed ^ (0x9E3779B97F4A7C15ull * std::uint64_t(rank))), epoch);
     fnn::data::gaussian_noise noise(o.noise);
-    double loss_sum = 0, seen = 0;
+    double loss_sum = 0, seen = 0, seen_here = 0;
     long correct = 0;
     bar.start(epoch, o.epochs, steps);
     for (fnn::index_t s = 0; s < steps; ++s) {
-      const auto idx = fnn::data::batch_of(order, s, batch);
+      // Global batch s is the per-rank batches s*N .. s*N + N-1; this rank takes its own.
+      const auto idx = fnn::data::batch_of(order, s * ranks + rank, batch);
       const auto n = fnn::index_t(idx.size());
       xb.resize(n, 784);
       yb.resize(std::size_t(n));
@@ -813,9 +870,9 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
       const double lr = lr_at(opt.step_count());
       opt.set_lr(float(lr));
       const std::span<const std::int32_t> labels(yb);
+      // The loss and gradient norm are the global batch's on every rank (so are the decisions below).
       const fnn::train_stats<float> st =
-          penalized ? net.train_step(xb.view(), labels, ce, opt, fnn::penalty::l1{o.penalty_l1}, fnn::penalty::l2{o.penalty_l2})
-                    : net.train_step(xb.view(), labels, ce, opt);
+          penalized ? step_on(labels, fnn::penalty::l1{o.penalty_l1}, fnn::penalty::l2{o.penalty_l2}) : step_on(labels);
       const float loss = st.loss;
       if (!st.finite) {
         bar.finish_line();
@@ -825,12 +882,15 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                        "/" + std::to_string(steps) + " (optimizer step " + std::to_string(opt.step_count()) +
                        "): " + what + "; " + good_text() + " Try a smaller --lr.");
       }
+      crash_point("step");  // (tests: a rank that dies mid-epoch)
       const auto logits = net.output();
       for (fnn::index_t i = 0; i < n; ++i) correct += argmax(logits.row(i)) == yb[std::size_t(i)];
-      loss_sum += double(loss) * double(n);
-      seen += double(n);
-      bar.update(s + 1, loss_sum / seen, double(correct) / seen, seen, lr);
+      loss_sum += double(loss) * double(n * ranks);
+      seen += double(n * ranks);
+      seen_here += double(n);
+      bar.update(s + 1, loss_sum / seen, double(correct) / seen_here, seen, lr);  // accuracy: rank 0's slices
     }
+    correct = long(w.sum(correct));
     // The loss is computed before each update, so the last update of the epoch is checked here: nothing
     // non-finite is ever written.
     if (const std::string bad = fnn::io::first_non_finite(net, opt); !bad.empty()) {
@@ -839,6 +899,9 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                      std::to_string(opt.step_count()) + "): its updates left " + bad + "; " + good_text() +
                      " Try a smaller --lr.");
     }
+#ifdef FNN_TRAIN_MPI
+    if (dp) dp->check_replicas_identical();  // a checksum of every parameter and statistic, per epoch
+#endif
     const double train_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
     // Per-epoch scores: on the validation split when there is one (the test set stays unseen until the end).
     const evaluation scored = evaluate(net, has_val ? val : test, stdzp);
@@ -870,24 +933,27 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
                            {has_val ? "val_accuracy" : "test_accuracy", score},
                            {"rng", "per-epoch mt19937_64 seeded from splitmix64(seed, epoch)"}};
     write_settings(meta, o);
+    if (w.distributed()) meta["fnn.distributed.ranks"] = ranks_now;
     fnn::train::write_options(meta, "fnn.optimizer", opt.options());
     if (has_val) es.write_metadata(meta);
-    fnn::io::save_training_state(state_path, net, opt, meta);
+    if (root) {
+      fnn::io::save_training_state(state_path, net, opt, meta);
+      crash_point("state");
+      fnn::io::save_model(model_path, net, model_metadata(o, epoch, score, stdz));
+      crash_point("model");
+      if (improved) {
+        fnn::io::save_model(best_path, net, model_metadata(o, epoch, score, stdz));
+        crash_point("best");
+      }
+      if (o.average > 0) {
+        fnn::io::save_model(snapshot_path(o.out, epoch), net, model_metadata(o, epoch, score, stdz));
+        std::filesystem::remove(snapshot_path(o.out, epoch - o.average), ec);  // only the last K are averaged
+        crash_point("snapshot");
+      }
+      write_metrics(metrics_path, rows, has_val);
+      crash_point("metrics");
+    }
     last_good = epoch;
-    crash_point("state");
-    fnn::io::save_model(model_path, net, model_metadata(o, epoch, score, stdz));
-    crash_point("model");
-    if (improved) {
-      fnn::io::save_model(best_path, net, model_metadata(o, epoch, score, stdz));
-      crash_point("best");
-    }
-    if (o.average > 0) {
-      fnn::io::save_model(snapshot_path(o.out, epoch), net, model_metadata(o, epoch, score, stdz));
-      std::filesystem::remove(snapshot_path(o.out, epoch - o.average), ec);  // only the last K are averaged
-      crash_point("snapshot");
-    }
-    write_metrics(metrics_path, rows, has_val);
-    crash_point("metrics");
     bar.finish_line();
     if (out != nullptr) {
       std::fprintf(out, "epoch %2d/%d  train loss %.4f acc %.4f  %s loss %.4f acc %.4f%s  %.2f s\n", epoch, o.epochs,
@@ -908,6 +974,11 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
   r.best_epoch = es.best_epoch();
   r.best_val = es.best();
   const bool finished = r.stopped_early || last_good == o.epochs;
+  // What follows reads the files rank 0 wrote (best, the snapshots) and needs no other rank.
+  if (!root) {
+    r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
+    return r;
+  }
 
   // The model handed over: the best epoch's by the validation metric (with --val), else the last one's.
   if (has_val && r.best_epoch > 0 && r.best_epoch != last_good) fnn::io::load_model(best_path, net);
@@ -956,9 +1027,13 @@ result train_with(const options& o, Opt opt, std::FILE* out) {
 }  // namespace detail
 
 // Trains as the options say; prints to `out` unless o.quiet. Throws fnn's errors and fnn_train::diverged.
-// Every optimizer option not given keeps PyTorch's default.
-inline result train(const options& o, std::FILE* out = stdout) {
+// Every optimizer option not given keeps PyTorch's default. `w`: the ranks of a --distributed run (none: this
+// process alone).
+inline result train(const options& o, std::FILE* out = stdout, world* w = nullptr) {
   if (o.quiet) out = nullptr;
+  world alone;
+  if (w == nullptr && o.distributed) throw fnn::value_error("--distributed: train() was given no world of ranks");
+  world& ranks = w != nullptr ? *w : alone;
   if (o.decay != "all" && o.decay != "weights_only")
     throw fnn::value_error("--decay must be all or weights_only, got '" + o.decay + "'");
   const auto decay = o.decay == "all" ? fnn::optim::decay_policy::all : fnn::optim::decay_policy::weights_only;
@@ -969,32 +1044,32 @@ inline result train(const options& o, std::FILE* out = stdout) {
     fnn::optim::adam_options<float, true> a{.lr = o.lr, .betas = {o.beta1, o.beta2}, .eps = eps(1e-8f),
                                             .weight_decay = wd(w ? 1e-2f : 0.0f), .amsgrad = o.amsgrad, .l1 = o.l1,
                                             .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value, .decay = decay};
-    if (w) return detail::train_with(o, fnn::optim::adamw{a}, out);
+    if (w) return detail::train_with(o, fnn::optim::adamw{a}, out, ranks);
     return detail::train_with(o, fnn::optim::adam{{.lr = a.lr, .betas = a.betas, .eps = a.eps, .weight_decay = a.weight_decay,
                                                    .amsgrad = a.amsgrad, .l1 = a.l1, .max_grad_norm = a.max_grad_norm,
                                                    .clip_value = a.clip_value, .decay = decay}},
-                              out);
+                              out, ranks);
   }
   if (o.optimizer == "sgd")
     return detail::train_with(o, fnn::optim::sgd{{.lr = o.lr, .momentum = o.momentum, .dampening = o.dampening,
                                                   .weight_decay = wd(0), .nesterov = o.nesterov, .l1 = o.l1,
                                                   .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
                                                   .decay = decay}},
-                              out);
+                              out, ranks);
   if (o.optimizer == "rmsprop")
     return detail::train_with(o, fnn::optim::rmsprop{{.lr = o.lr, .alpha = o.alpha, .eps = eps(1e-8f),
                                                       .weight_decay = wd(0), .momentum = o.momentum,
                                                       .centered = o.centered, .l1 = o.l1,
                                                       .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
                                                       .decay = decay}},
-                              out);
+                              out, ranks);
   if (o.optimizer == "adagrad")
     return detail::train_with(o, fnn::optim::adagrad{{.lr = o.lr, .lr_decay = o.lr_decay, .weight_decay = wd(0),
                                                       .initial_accumulator_value = o.initial_accumulator,
                                                       .eps = eps(1e-10f), .l1 = o.l1,
                                                       .max_grad_norm = o.max_grad_norm, .clip_value = o.clip_value,
                                                       .decay = decay}},
-                              out);
+                              out, ranks);
   throw fnn::value_error("unknown optimizer '" + o.optimizer + "' (adamw, adam, sgd, rmsprop, adagrad)");
 }
 
@@ -1032,6 +1107,7 @@ struct search_trial {
 // returns the trials best first.
 inline std::vector<search_trial> random_search(const options& base, int trials, std::FILE* out = stdout) {
   if (trials < 1) throw fnn::value_error("--search needs at least 1 trial, got " + std::to_string(trials));
+  if (base.distributed) throw fnn::value_error("--search runs its trials in one process: drop --distributed");
   if (base.val.empty())
     throw fnn::value_error("--search needs --val: trials are compared on the validation split, never on the test set");
   std::error_code ec;

@@ -111,10 +111,22 @@ class data_parallel final {
   // Forward and backward on this rank's slice, gradients averaged over all ranks (overlapped with backward),
   // then the optimizer step. The reported loss is the mean of the ranks' losses and grad_norm the norm of the
   // averaged gradient: the same numbers on every rank.
-  template <class Loss, class Target, class Optimizer>
-  train_stats<T> train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt) {
+  // Penalty terms (fnn::penalty::l1/l2) are added after the reduction, as sequential::train_step adds them
+  // after backward: the parameters are the same on every rank, so are their penalty gradients, and the
+  // reported loss includes them once.
+  template <class Loss, class Target, class Optimizer, penalty::penalty_term... Penalties>
+  train_stats<T> train_step(const_matrix_view<T> x, const Target& target, const Loss& loss, Optimizer& opt,
+                            const Penalties&... penalties) {
     train_stats<T> st;
     st.loss = compute_gradients(x, target, loss);
+    if constexpr (sizeof...(Penalties) > 0) {
+      double extra = 0;
+      net_.for_each_parameter([&](parameter_ref<T>& p) {
+        if (!decays_by_default(p.kind)) return;
+        ((extra += penalties.value(p), penalties.add_gradient(p)), ...);
+      });
+      st.loss += T(extra);
+    }
     st.grad_norm = net_.grad_norm();
     st.finite = std::isfinite(st.loss) && std::isfinite(st.grad_norm);
     opt.step(net_);
