@@ -103,9 +103,10 @@ int main(int argc, char** argv) {
                  "learning-rate schedule, stepped every batch: cosine (to --eta-min over the run), constant, step "
                  "(x --gamma every --step-epochs, default a third of the run), multistep (x --gamma at each of "
                  "--milestones), exponential (x --gamma per epoch), inverse_time (lr/(1+k*epochs)), warm_restarts "
-                 "(SGDR: --t0 epochs, x --t-mult)")
+                 "(SGDR: --t0 epochs, x --t-mult), plateau (ReduceLROnPlateau on the --val --monitor metric, per epoch: x "
+                 "--plateau-factor after --plateau-patience epochs without improvement)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"cosine", "constant", "step", "multistep", "exponential", "inverse_time", "warm_restarts"}));
+      ->check(CLI::IsMember({"cosine", "constant", "step", "multistep", "exponential", "inverse_time", "warm_restarts", "plateau"}));
   app.add_option("--gamma", o.gamma, "decay factor of step/multistep/exponential")->capture_default_str()->check(float_in(0, 1e6));
   app.add_option("--step-epochs", o.step_epochs, "epochs between decays of step (0: a third of the run)")
       ->capture_default_str()
@@ -115,6 +116,21 @@ int main(int argc, char** argv) {
   app.add_option("--k", o.k, "inverse_time's k (per epoch)")->capture_default_str()->check(float_in(0, 1e6));
   app.add_option("--t0", o.t0, "warm_restarts: epochs of the first cycle")->capture_default_str()->check(integer_in(1, 1000000));
   app.add_option("--t-mult", o.t_mult, "warm_restarts: cycle length factor")->capture_default_str()->check(integer_in(1, 1000));
+  app.add_option("--plateau-patience", o.plateau_patience, "plateau: epochs without improvement before a reduction")
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
+  app.add_option("--plateau-factor", o.plateau_factor, "plateau: the rate is multiplied by this")
+      ->capture_default_str()
+      ->check(float_in(0, 0.999999));
+  app.add_option("--plateau-threshold", o.plateau_threshold, "plateau: relative improvement that counts")
+      ->capture_default_str()
+      ->check(float_in(0, 1e6));
+  app.add_option("--plateau-cooldown", o.plateau_cooldown, "plateau: epochs to wait after a reduction")
+      ->capture_default_str()
+      ->check(integer_in(0, 1000000));
+  app.add_option("--plateau-min-lr", o.plateau_min_lr, "plateau: the rate never goes below this")
+      ->capture_default_str()
+      ->check(float_in(0, 1e6));
   app.add_option("--warmup", o.warmup, "linear warm-up steps before the schedule (0: none)")
       ->capture_default_str()
       ->check(integer_in(0, 1 << 30));
@@ -158,6 +174,12 @@ int main(int argc, char** argv) {
                  "recomputed on the training set (0: off)")
       ->capture_default_str()
       ->check(integer_in(0, 1000000));
+  app.add_option("--ema", o.ema,
+                 "keep an exponential moving average of the weights with this decay (e.g. 0.999) after every step; "
+                 "written to <out>/ema.safetensors and scored at the end (0: off)")
+      ->capture_default_str()
+      ->check(float_in(0, 0.999999));
+  app.add_flag("--ema-warmup", o.ema_warmup, "EMA decay min(--ema, (1 + n) / (10 + n)) at update n");
   app.add_flag("--tta", o.tta, "score the final model with test-time augmentation (mean over shifted/flipped copies)");
   app.add_flag("--resume", o.resume,
                "continue the run in --out from its last checkpoint (same options give the same result as an "

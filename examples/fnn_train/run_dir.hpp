@@ -53,7 +53,7 @@ inline int remove_stale_temporaries(const std::filesystem::path& dir) {
     const std::string name = e.path().filename().string();
     bool ours = false;
     for (std::string_view owned : {"state.safetensors", "model.safetensors", "best.safetensors",
-                                   "averaged.safetensors", "metrics.csv", "standardize.safetensors"})
+                                   "averaged.safetensors", "ema.safetensors", "metrics.csv", "standardize.safetensors"})
       ours = ours || (name.size() > owned.size() + 5 && name.compare(0, owned.size(), owned) == 0 &&
                       name.compare(owned.size(), 5, ".tmp-") == 0);
     // The epoch snapshots of --average: "epoch-<n>.safetensors.tmp-..."

@@ -94,6 +94,13 @@ struct schedule_settings {
   int t0 = 1, t_mult = 1;
   int warmup = 0;
   double warmup_factor = 1.0 / 3.0;  // torch.optim.lr_scheduler.LinearLR's start_factor
+  // plateau: torch.optim.lr_scheduler.ReduceLROnPlateau on the validation metric (--monitor), stepped once per
+  // epoch, with its defaults; its state is in the training state, so --resume continues it exactly.
+  int plateau_patience = 10;
+  double plateau_factor = 0.1;
+  double plateau_threshold = 1e-4;  // relative (threshold_mode='rel')
+  int plateau_cooldown = 0;
+  double plateau_min_lr = 0;
 };
 
 // Three structs because Boost.Hana adapts at most 40 fields per struct; `options` is still one flat aggregate.
@@ -121,6 +128,10 @@ struct options : optimizer_settings, schedule_settings {
   double min_delta = 0;  // an improvement of the monitored metric must exceed this
   std::string monitor = "loss";  // val loss or accuracy, for early stopping and best.safetensors
   int average = 0;       // average the last K epochs' weights into averaged.safetensors (0: off)
+  // Exponential moving average of the weights (fnn::optim::ema) after every step, exported as ema.safetensors
+  // and scored at the end (0: off); ema_warmup: decay min(ema, (1 + n) / (10 + n)) at update n.
+  float ema = 0;
+  bool ema_warmup = false;
   bool tta = false;      // the final test score averages the predictions over shifted/flipped copies
   bool resume = false;
   int stop_after = 0;  // stop after this epoch as if interrupted (0: never; to test --resume)
@@ -139,10 +150,11 @@ BOOST_HANA_ADAPT_STRUCT(fnn_train::optimizer_settings, weight_decay, momentum, d
                         amsgrad, alpha, centered, lr_decay, initial_accumulator, l1, max_grad_norm, clip_value, decay,
                         penalty_l1, penalty_l2);
 BOOST_HANA_ADAPT_STRUCT(fnn_train::schedule_settings, schedule, gamma, step_epochs, milestones, eta_min, k, t0, t_mult,
-                        warmup, warmup_factor);
+                        warmup, warmup_factor, plateau_patience, plateau_factor, plateau_threshold, plateau_cooldown,
+                        plateau_min_lr);
 BOOST_HANA_ADAPT_STRUCT(fnn_train::options, epochs, batch, lr, optimizer, seed, threads, data, out, standardize, augment,
                         noise, subset, test_subset, val, stratify, early_stop, min_delta, monitor, average, tta, resume,
-                        stop_after, quiet, distributed, sync_batch_norm);
+                        stop_after, quiet, distributed, sync_batch_norm, ema, ema_warmup);
 
 namespace fnn_train {
 // f(name, field&) over every reflected field of the options, the two settings structs' included.
@@ -397,14 +409,17 @@ inline std::function<double(std::int64_t)> make_schedule(const options& o, std::
     };
     return wrap(constant{double(o.lr)});
   }
+  if (o.schedule == "plateau")
+    throw fnn::value_error("--schedule plateau follows the validation metric, not the step count (train() runs it)");
   throw fnn::value_error("unknown schedule '" + o.schedule +
-                         "' (cosine, constant, step, multistep, exponential, inverse_time, warm_restarts)");
+                         "' (cosine, constant, step, multistep, exponential, inverse_time, warm_restarts, plateau)");
 }
 
 struct result {
   evaluation test;         // of the model the run hands over (the best epoch's with --early-stop)
   evaluation val;          // of the last epoch (with --val)
   std::optional<evaluation> averaged_test;  // of averaged.safetensors (with --average)
+  std::optional<evaluation> ema_test;       // of ema.safetensors (with --ema)
   int epochs_run = 0;      // by this process
   int last_epoch = 0;      // the run's last epoch (an early stop ends before --epochs)
   int best_epoch = 0;      // by the monitored validation metric (with --val)
@@ -612,6 +627,63 @@ inline bool runtime_only(const std::string& name) {
   return false;
 }
 
+// ReduceLROnPlateau's state and the rate it set, in the training state's metadata ("fnn.plateau.*"; the best
+// value as %.17g, so it reads back bit for bit; "inf" before the first epoch).
+inline void write_plateau(fnn::io::metadata& m, const fnn::optim::reduce_lr_on_plateau& p, double lr) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.17g", p.state().best);
+  m["fnn.plateau.best"] = b;
+  std::snprintf(b, sizeof b, "%.17g", lr);
+  m["fnn.plateau.lr"] = b;
+  m["fnn.plateau.num_bad_epochs"] = std::to_string(p.state().num_bad_epochs);
+  m["fnn.plateau.cooldown_counter"] = std::to_string(p.state().cooldown_counter);
+  m["fnn.plateau.last_epoch"] = std::to_string(p.state().last_epoch);
+}
+inline double read_plateau(const std::filesystem::path& path, const fnn::io::metadata& m,
+                           fnn::optim::reduce_lr_on_plateau& p) {
+  const auto real = [&](const std::string& key) {
+    const auto it = m.find(key);
+    if (it == m.end())
+      throw fnn::io_error(path.string() + ": has no \"" + key + "\" (made without --schedule plateau?)");
+    char* end = nullptr;
+    const double v = std::strtod(it->second.c_str(), &end);
+    if (it->second.empty() || *end != '\0' || std::isnan(v))
+      throw fnn::io_error(path.string() + ": __metadata__ \"" + key + "\" has a bad value \"" + it->second.substr(0, 40) + "\"");
+    return v;
+  };
+  fnn::optim::plateau_state s;
+  s.best = real("fnn.plateau.best");
+  s.num_bad_epochs = fnn::io::metadata_integer(path, m, "fnn.plateau.num_bad_epochs", 0, 1 << 30);
+  s.cooldown_counter = fnn::io::metadata_integer(path, m, "fnn.plateau.cooldown_counter", 0, 1 << 30);
+  s.last_epoch = fnn::io::metadata_integer(path, m, "fnn.plateau.last_epoch", 0, 1 << 30);
+  p.set_state(s);
+  const double lr = real("fnn.plateau.lr");
+  if (!(lr >= 0) || !std::isfinite(lr))
+    throw fnn::io_error(path.string() + ": __metadata__ \"fnn.plateau.lr\" must be a finite rate >= 0");
+  return lr;
+}
+
+// The weight average in the training state: "extra.ema.<state_dict name>" per parameter, "fnn.ema.updates".
+inline std::vector<fnn::io::tensor_entry> ema_tensors(net_t& net, const fnn::optim::ema& avg) {
+  std::vector<fnn::io::tensor_entry> out;
+  std::size_t i = 0;
+  net.for_each_parameter([&](fnn::parameter_ref<float>& p) {
+    out.push_back(fnn::io::make_tensor<float>("ema." + p.name(), fnn::io::detail::parameter_shape(p), avg.shadow(i++)));
+  });
+  return out;
+}
+inline void read_ema(const fnn::io::safetensors_file& file, const fnn::io::metadata& meta, net_t& net,
+                     fnn::optim::ema& avg) {
+  if (!meta.count("fnn.ema.updates"))
+    throw fnn::value_error(file.path.string() + ": was made without --ema; resume without it");
+  const auto updates = fnn::io::metadata_integer(file.path, meta, "fnn.ema.updates", 1, std::int64_t(1) << 53);
+  std::vector<std::vector<float>> shadow;
+  net.for_each_parameter([&](fnn::parameter_ref<float>& p) {
+    shadow.push_back(file.values<float>("extra.ema." + p.name(), fnn::io::detail::parameter_shape(p)));
+  });
+  avg.set_state(std::move(shadow), updates);
+}
+
 template <class Opt>
 result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
   using clock = std::chrono::steady_clock;
@@ -631,6 +703,9 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     throw fnn::value_error("--average must be in [0, --epochs " + std::to_string(o.epochs) + "], got " +
                            std::to_string(o.average));
   if (!(o.penalty_l1 >= 0) || !(o.penalty_l2 >= 0)) throw fnn::value_error("--penalty-l1/--penalty-l2 must be >= 0");
+  if (!(o.ema >= 0 && o.ema < 1)) throw fnn::value_error("--ema must be a decay in [0, 1) (0: off), got " + std::to_string(o.ema));
+  std::optional<fnn::optim::ema> ema;
+  if (o.ema > 0) ema.emplace(fnn::optim::ema_options<float>{.decay = o.ema, .warmup = o.ema_warmup});
   const auto check_sync = [&] {
     if (o.sync_batch_norm && !w.distributed())
       throw fnn::value_error("--sync-batch-norm needs --distributed (one process already normalizes over its whole batch)");
@@ -656,6 +731,7 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
   const auto model_path = o.out / "model.safetensors";
   const auto best_path = o.out / "best.safetensors";
   const auto averaged_path = o.out / "averaged.safetensors";
+  const auto ema_path = o.out / "ema.safetensors";
   const auto metrics_path = o.out / "metrics.csv";
 
   dataset train = load_split(o.data, fnn::io::split::train, o.subset);
@@ -685,7 +761,22 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     throw fnn::value_error("--distributed: " + std::to_string(train.size()) + " training samples make no global batch of " +
                            std::to_string(global_batch) + " (" + std::to_string(ranks) + " ranks x --batch " +
                            std::to_string(batch) + ")");
-  const auto lr_at = make_schedule(o, steps, std::int64_t(steps) * o.epochs);
+  // --schedule plateau: the rate changes only at the end of an epoch, from the validation metric.
+  const bool on_plateau = o.schedule == "plateau";
+  if (on_plateau && !has_val)
+    throw fnn::value_error("--schedule plateau needs --val: it lowers the rate when the validation metric stops "
+                           "improving (the test set stays unseen until the end)");
+  if (on_plateau && o.warmup > 0) throw fnn::value_error("--schedule plateau takes no --warmup");
+  fnn::optim::reduce_lr_on_plateau plateau{{.mode = o.monitor == "loss" ? fnn::optim::plateau_mode::min
+                                                                        : fnn::optim::plateau_mode::max,
+                                            .factor = o.plateau_factor,
+                                            .patience = o.plateau_patience,
+                                            .threshold = o.plateau_threshold,
+                                            .cooldown = o.plateau_cooldown,
+                                            .min_lr = o.plateau_min_lr}};
+  double plateau_lr = o.lr;
+  const auto lr_at = on_plateau ? std::function<double(std::int64_t)>([&](std::int64_t) { return plateau_lr; })
+                                : make_schedule(o, steps, std::int64_t(steps) * o.epochs);
   fnn::train::early_stopping es{{.patience = o.early_stop,
                                  .min_delta = o.min_delta,
                                  .direction = o.monitor == "loss" ? fnn::train::goal::minimize
@@ -767,6 +858,8 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
         throw fnn::value_error(state_path.string() + ": was made without a validation split; resume without --val");
       es.read_metadata(state_path, meta);
     }
+    if (on_plateau) plateau_lr = read_plateau(state_path, meta, plateau);
+    if (ema) read_ema(file, meta, net, *ema);
     first_epoch = int(epoch) + 1;
     last_good = int(epoch);
     rows = meta_or(meta, "metrics");
@@ -798,6 +891,7 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     // Exports of an earlier run must not pass for this one's.
     std::filesystem::remove(best_path, ec);
     std::filesystem::remove(averaged_path, ec);
+    std::filesystem::remove(ema_path, ec);
     for (const auto& e : std::filesystem::directory_iterator(o.out, ec)) {
       const std::string name = e.path().filename().string();
       if (name.rfind("epoch-", 0) == 0 && name.ends_with(".safetensors")) std::filesystem::remove(e.path(), ec);
@@ -882,6 +976,7 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
                        "/" + std::to_string(steps) + " (optimizer step " + std::to_string(opt.step_count()) +
                        "): " + what + "; " + good_text() + " Try a smaller --lr.");
       }
+      if (ema) ema->update(net);
       crash_point("step");  // (tests: a rank that dies mid-epoch)
       const auto logits = net.output();
       for (fnn::index_t i = 0; i < n; ++i) correct += argmax(logits.row(i)) == yb[std::size_t(i)];
@@ -907,6 +1002,7 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     const evaluation scored = evaluate(net, has_val ? val : test, stdzp);
     (has_val ? r.val : r.test) = scored;
     const bool improved = has_val && es.update(o.monitor == "loss" ? scored.loss : scored.accuracy);
+    if (on_plateau) plateau_lr = plateau.step(o.monitor == "loss" ? scored.loss : scored.accuracy, plateau_lr);
     const double epoch_seconds = std::chrono::duration<double>(clock::now() - t_epoch).count();
     char row[512];
     std::snprintf(row, sizeof row, "%d,%lld,%.6g,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f\n", epoch,
@@ -936,8 +1032,10 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     if (w.distributed()) meta["fnn.distributed.ranks"] = ranks_now;
     fnn::train::write_options(meta, "fnn.optimizer", opt.options());
     if (has_val) es.write_metadata(meta);
+    if (on_plateau) write_plateau(meta, plateau, plateau_lr);
+    if (ema) meta["fnn.ema.updates"] = std::to_string(ema->num_updates());
     if (root) {
-      fnn::io::save_training_state(state_path, net, opt, meta);
+      fnn::io::save_training_state(state_path, net, opt, meta, ema ? ema_tensors(net, *ema) : std::vector<fnn::io::tensor_entry>{});
       crash_point("state");
       fnn::io::save_model(model_path, net, model_metadata(o, epoch, score, stdz));
       crash_point("model");
@@ -974,6 +1072,19 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
   r.best_epoch = es.best_epoch();
   r.best_val = es.best();
   const bool finished = r.stopped_early || last_good == o.epochs;
+  // Batch-norm statistics of averaged weights (--average, --ema) over the training set, in order, without
+  // augmentation: the statistics the live weights gathered do not fit an average of other weights.
+  const auto recompute_statistics = [&](net_t& avg) {
+    fnn::matrix<float> xa;
+    const fnn::index_t chunks = steps_per_epoch(train.size(), batch);
+    fnn::train::recompute_batch_norm(avg, chunks, [&](fnn::index_t s) {
+      const fnn::index_t first = s * batch, n = std::min(batch, train.size() - first);
+      xa.resize(n, 784);
+      train.to_float(first, n, xa.data());
+      if (stdzp != nullptr) stdz.apply(xa.view());
+      return fnn::const_matrix_view<float>(xa.view());
+    });
+  };
   // What follows reads the files rank 0 wrote (best, the snapshots) and needs no other rank.
   if (!root) {
     r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
@@ -992,20 +1103,22 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     }
     net_t avg;
     fnn::train::average_checkpoints(avg, files);
-    // Statistics of the averaged weights over the training set, in order, without augmentation.
-    fnn::matrix<float> xa;
-    fnn::train::recompute_batch_norm(avg, steps, [&](fnn::index_t s) {
-      const fnn::index_t first = s * batch, n = std::min(batch, train.size() - first);
-      xa.resize(n, 784);
-      train.to_float(first, n, xa.data());
-      if (stdzp != nullptr) stdz.apply(xa.view());
-      return fnn::const_matrix_view<float>(xa.view());
-    });
+    recompute_statistics(avg);
     auto meta = model_metadata(o, last_good, has_val ? std::to_string(evaluate(avg, val, stdzp).accuracy) : "", stdz);
     if (!has_val) meta.erase("test_accuracy");
     meta["fnn.averaged_epochs"] = epochs_text;
     fnn::io::save_model(averaged_path, avg, meta);
     r.averaged_test = evaluate_model(avg, test, stdzp, o.tta);
+  }
+  if (ema && finished) {
+    net_t avg;
+    ema->copy_to(avg);
+    recompute_statistics(avg);
+    auto meta = model_metadata(o, last_good, "", stdz);
+    meta.erase(has_val ? "val_accuracy" : "test_accuracy");
+    meta["fnn.ema.updates"] = std::to_string(ema->num_updates());
+    fnn::io::save_model(ema_path, avg, meta);
+    r.ema_test = evaluate_model(avg, test, stdzp, o.tta);
   }
   r.seconds = std::chrono::duration<double>(clock::now() - t_start).count();
   if (out != nullptr) {
@@ -1018,6 +1131,9 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
     if (r.averaged_test)
       std::fprintf(out, "averaged model (last %d epochs, batch-norm statistics recomputed): test accuracy %.4f\n  %s\n",
                    o.average, r.averaged_test->accuracy, averaged_path.c_str());
+    if (r.ema_test)
+      std::fprintf(out, "weight average (--ema %g, batch-norm statistics recomputed): test accuracy %.4f\n  %s\n",
+                   double(o.ema), r.ema_test->accuracy, ema_path.c_str());
     std::fprintf(out, "total time %.2f s\nmodel: %s%s\n", r.seconds, model_path.c_str(),
                  has_val && r.best_epoch > 0 ? ("\nbest:  " + best_path.string()).c_str() : "");
   }

@@ -303,12 +303,18 @@ metadata load_optimizer(const std::filesystem::path& path, Net& net, Opt& opt) {
 // previous state or the new one (a single atomic rename), never a model of one step with the optimizer of
 // another. Tensors "model.<state_dict name>" and "optimizer.<parameter>.<state>"; metadata: the caller's, plus
 // "step" and "fnn.content_crc32" (over every tensor and every other metadata entry), which load_training_state checks.
+// `extra`: more state of the caller's (e.g. the weight average of fnn::optim::ema), in the same commit; each name
+// gets the prefix "extra.", and load_training_state checks their checksum and finiteness but leaves them to
+// the caller (in file.tensors).
 template <class Net, class Opt>
-void save_training_state(const std::filesystem::path& path, Net& net, Opt& opt, metadata meta = {}) {
+void save_training_state(const std::filesystem::path& path, Net& net, Opt& opt, metadata meta = {},
+                         std::vector<tensor_entry> extra = {}) {
   auto tensors = model_tensors(net);
   for (auto& t : tensors) t.name.insert(0, "model.");
   auto state = detail::optimizer_tensors(net, opt, "optimizer.");
   tensors.insert(tensors.end(), std::make_move_iterator(state.begin()), std::make_move_iterator(state.end()));
+  for (auto& t : extra) t.name.insert(0, "extra.");
+  tensors.insert(tensors.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
   meta["step"] = std::to_string(opt.step_count());
   meta[detail::content_crc32_key] = detail::hex32(detail::content_crc32(tensors, meta));
   write_safetensors(path, tensors, meta);
@@ -332,11 +338,10 @@ metadata load_training_state(const safetensors_file& file, Net& net, Opt& opt) {
       throw io_error(path.string() + ": tensor '" + t.name + "' holds NaN or infinite values");
   const safetensors_file model = detail::part_of(file, "model.");
   const safetensors_file state = detail::part_of(file, "optimizer.");
-  if (model.tensors.size() + state.tensors.size() != file.tensors.size())
-    for (const auto& t : file.tensors)
-      if (t.name.rfind("model.", 0) != 0 && t.name.rfind("optimizer.", 0) != 0)
-        throw shape_error(path.string() + ": unexpected tensor '" + t.name +
-                          "' in a training state (names start with \"model.\" or \"optimizer.\")");
+  for (const auto& t : file.tensors)
+    if (t.name.rfind("model.", 0) != 0 && t.name.rfind("optimizer.", 0) != 0 && t.name.rfind("extra.", 0) != 0)
+      throw shape_error(path.string() + ": unexpected tensor '" + t.name +
+                        "' in a training state (names start with \"model.\", \"optimizer.\" or \"extra.\")");
   const std::int64_t steps = detail::check_optimizer_file(state, net, opt);
   load_model(model, net);  // checks the model tensors before it copies them; nothing below can fail
   detail::copy_optimizer_state(state, net, opt, steps);

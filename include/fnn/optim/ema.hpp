@@ -69,6 +69,18 @@ class basic_ema final {
   }
 
   std::int64_t num_updates() const noexcept { return updates_; }
+  std::size_t size() const noexcept { return shadow_.size(); }  // parameter arrays averaged (0 before update())
+  // Restores a saved average (a checkpoint's): one array per parameter array in for_each_parameter order, and
+  // the update count (which the warm-up decay depends on). Validated before anything changes.
+  void set_state(std::vector<std::vector<T>> shadow, std::int64_t num_updates) {
+    if (num_updates < 0 || (num_updates == 0) != shadow.empty())
+      throw value_error("ema: " + std::to_string(shadow.size()) + " averaged arrays and " +
+                        std::to_string(num_updates) + " updates do not go together");
+    std::vector<buffer<T>> s(shadow.size());
+    for (std::size_t i = 0; i < shadow.size(); ++i) s[i].assign(shadow[i].begin(), shadow[i].end());
+    shadow_ = std::move(s);
+    updates_ = num_updates;
+  }
   std::span<const T> shadow(std::size_t i) const { return shadow_.at(i); }
   // For checkpoints: f(index, "shadow", span<T>).
   template <class F>

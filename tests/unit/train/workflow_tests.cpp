@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
+#include <vector>
 
 #include "helpers.hpp"
 
@@ -187,6 +189,88 @@ BOOST_AUTO_TEST_CASE(schedules_and_warmup_follow_their_formulas) {
   BOOST_TEST(std::abs(ms(8) - 0.025) < 1e-7);
   o.milestones = "2,1";
   BOOST_CHECK_THROW(fnn_train::make_schedule(o, 4, 12), fnn::value_error);
+}
+
+// --schedule plateau: ReduceLROnPlateau on the validation loss, its state in the training state.
+BOOST_AUTO_TEST_CASE(plateau_lowers_the_rate_when_validation_stalls_and_resumes_exactly) {
+  scratch_dir data("wfp_data"), a("wfp_a"), b("wfp_b");
+  fnn_train::test::write_synthetic_mnist(data.path, 400, 100);
+  auto o = small_run(data.path, a.path);
+  o.epochs = 5;
+  o.val = "100";
+  o.schedule = "plateau";
+  o.plateau_patience = 0;
+  o.plateau_factor = 0.5;
+  o.plateau_threshold = 0.99;  // only a 99% drop of the loss counts: every epoch after the first is "bad"
+  fnn_train::train(o);
+  // The lr column is the rate of the next epoch: halved after every epoch from the second on.
+  std::vector<double> lr;
+  std::istringstream rows(slurp(a.path / "metrics.csv"));
+  std::string line;
+  std::getline(rows, line);
+  while (std::getline(rows, line)) {
+    const auto c2 = line.find(',', line.find(',') + 1);
+    lr.push_back(std::stod(line.substr(c2 + 1, line.find(',', c2 + 1) - c2 - 1)));
+  }
+  BOOST_REQUIRE(lr.size() == 5u);
+  const double want[5] = {1e-3, 5e-4, 2.5e-4, 1.25e-4, 6.25e-5};
+  for (int e = 0; e < 5; ++e) BOOST_TEST(std::abs(lr[std::size_t(e)] - want[e]) < 1e-9 * want[e] + 1e-12, "epoch " << e + 1);
+  const auto state = fnn::io::read_safetensors(a.path / "state.safetensors");
+  BOOST_TEST(state.metadata.at("fnn.plateau.num_bad_epochs") == "0");  // reset by the reduction
+  BOOST_TEST(state.metadata.at("fnn.plateau.last_epoch") == "5");
+  BOOST_TEST(std::abs(std::stod(state.metadata.at("fnn.optimizer.lr")) - 1.25e-4) < 1e-10,
+             "epoch 5 ran at the rate set after epoch 4: " << state.metadata.at("fnn.optimizer.lr"));
+  // Interrupted after epoch 2 and resumed: the same rates and the same model, to the bit.
+  o.out = b.path;
+  o.stop_after = 2;
+  fnn_train::train(o);
+  o.stop_after = 0;
+  o.resume = true;
+  fnn_train::train(o);
+  BOOST_TEST((slurp(a.path / "model.safetensors") == slurp(b.path / "model.safetensors")));
+  // It follows the validation metric: without --val it is refused.
+  o.val.clear();
+  o.resume = false;
+  BOOST_CHECK_THROW(fnn_train::train(o), fnn::value_error);
+}
+
+// --ema: the weight average after every step, exported and scored, kept in the training state.
+BOOST_AUTO_TEST_CASE(ema_exports_the_weight_average_without_changing_training_and_resumes_exactly) {
+  scratch_dir data("wfm_data"), a("wfm_a"), b("wfm_b"), c("wfm_c");
+  fnn_train::test::write_synthetic_mnist(data.path, 400, 100);
+  auto o = small_run(data.path, a.path);  // 8 steps per epoch, 3 epochs
+  o.ema = 0.9f;
+  const auto r = fnn_train::train(o);
+  BOOST_REQUIRE(r.ema_test.has_value());
+  fnn_train::net_t avg, live;
+  const auto meta = fnn::io::load_model(a.path / "ema.safetensors", avg);
+  fnn::io::load_model(a.path / "model.safetensors", live);
+  BOOST_TEST(meta.at("fnn.ema.updates") == "24");
+  const auto test = fnn_train::load_split(data.path, fnn::io::split::test, 0);
+  BOOST_TEST(fnn_train::evaluate(avg, test).accuracy == r.ema_test->accuracy);
+  const auto pa = parameters_of(avg), pl = parameters_of(live);
+  double diff = 0;
+  for (std::size_t i = 0; i < pa.size(); ++i) diff = std::max(diff, double(std::abs(pa[i] - pl[i])));
+  BOOST_TEST(diff > 1e-4, "the average of decay 0.9 is not the last weights (max difference " << diff << ")");
+  // Averaging reads the weights and swaps them back exactly: training is the run without --ema, bit for bit.
+  auto plain = o;
+  plain.out = c.path;
+  plain.ema = 0;
+  fnn_train::train(plain);
+  BOOST_TEST((slurp(a.path / "model.safetensors") == slurp(c.path / "model.safetensors")));
+  BOOST_TEST(!std::filesystem::exists(c.path / "ema.safetensors"));
+  // Interrupted after epoch 1 and resumed: the average continues from the training state.
+  o.out = b.path;
+  o.stop_after = 1;
+  fnn_train::train(o);
+  o.stop_after = 0;
+  o.resume = true;
+  fnn_train::train(o);
+  BOOST_TEST((slurp(a.path / "ema.safetensors") == slurp(b.path / "ema.safetensors")));
+  // A state made without --ema cannot continue an average it does not hold.
+  plain.resume = true;
+  plain.ema = 0.9f;
+  BOOST_CHECK_THROW(fnn_train::train(plain), fnn::value_error);
 }
 
 BOOST_AUTO_TEST_CASE(fnn_eval_ensemble_averages_probabilities) {
