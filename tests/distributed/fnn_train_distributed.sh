@@ -7,7 +7,8 @@
 #      (the difference is printed);
 #   3. --stop-after 1 and --resume give the bits of the uninterrupted run (model.safetensors byte-identical);
 #   4. resuming with another rank count is refused with a message naming both;
-#   5. a rank killed mid-epoch, and a rank that fails (unwritable --out), end the job non-zero within 60 s with a
+#   5. 3 ranks repeat bit for bit and, with SyncBatchNorm, match 1 process x 96;
+#   6. a rank killed mid-epoch, and a rank that fails (unwritable --out), end the job non-zero within 60 s with a
 #      message naming the rank.
 set -u
 mpiexec=$1 train=$2
@@ -52,6 +53,21 @@ out=$("$mpiexec" -np 1 "$train" --distributed --out "$work/resumed" --resume --d
   fail "resuming a 2-rank state on 1 rank was accepted"
 grep -q "was made by 2 ranks" <<<"$out" || { echo "$out"; fail "the rank-count refusal does not name 2 ranks"; }
 echo "resume on 1 rank of a 2-rank state: refused"
+
+# More than two ranks (oversubscribed): the same run twice gives the same bits (a fixed rank count is
+# deterministic), and 3 x 32 with SyncBatchNorm trains what 1 x 96 trains (4032 = 42 global batches of 96).
+n3=(--subset 4032 --epochs 2 --data "$data")
+"$train" "${n3[@]}" --batch 96 --out "$work/one96" >/dev/null 2>&1 || fail "the 1 x 96 run failed"
+for run in a b; do
+  "$mpiexec" -np 3 "$train" --distributed --sync-batch-norm "${n3[@]}" --batch 32 --out "$work/three$run" \
+    >"$work/three.log" 2>&1 || { cat "$work/three.log"; fail "the 3-rank run failed"; }
+done
+cmp "$work/threea/model.safetensors" "$work/threeb/model.safetensors" || fail "two 3-rank runs differ"
+read -r one96_loss one96_acc < <(last "$work/one96")
+read -r three_loss three_acc < <(last "$work/threea")
+echo "1 x 96: test loss $one96_loss accuracy $one96_acc; 3 x 32 SyncBatchNorm: $three_loss $three_acc (twice, same bits)"
+close "$three_loss" "$one96_loss" 1e-3 1 || fail "3 ranks: test loss $three_loss vs one process $one96_loss"
+close "$three_acc" "$one96_acc" 0.005 0 || fail "3 ranks: accuracy $three_acc vs one process $one96_acc"
 
 start=$(date +%s)
 out=$(timeout 60 "$mpiexec" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then export FNN_TRAIN_CRASH_AFTER=step:5; fi
