@@ -514,7 +514,20 @@ def parse_architecture(text):
     return sizes, kinds
 
 
-def _build_layer(path, i, kind, state, nn):
+def _layer_options(text):
+    """{layer index: {key: value}} from the "fnn.layers" metadata ("dense 784 256; group_norm 256 256 groups=8; ..."):
+    the options the architecture text does not carry (group_norm's group count)."""
+    out = {}
+    for i, entry in enumerate(e for e in (text or "").split(";") if e.strip()):
+        opts = {}
+        for kv in entry.split()[3:]:
+            k, _, v = kv.partition("=")
+            opts[k] = v
+        out[i] = opts
+    return out
+
+
+def _build_layer(path, i, kind, state, nn, options=None):
     def need(suffix, rank):
         t = state.get(f"{i}.{suffix}")
         if t is None or t.dim() != rank:
@@ -528,11 +541,18 @@ def _build_layer(path, i, kind, state, nn):
         return nn.BatchNorm1d(need("weight", 1).shape[0])
     if kind == "layer_norm":  # eps 1e-5, as nn.LayerNorm's default
         return nn.LayerNorm(need("weight", 1).shape[0])
+    if kind == "group_norm":  # eps 1e-5, as nn.GroupNorm's default; the group count is in "fnn.layers"
+        channels = need("weight", 1).shape[0]
+        groups = (options or {}).get("groups")
+        if groups is None or not groups.isdigit() or int(groups) < 1 or channels % int(groups):
+            _fail(path, f"layer {i} (group_norm) needs its group count, a divisor of {channels}: the metadata "
+                        f"\"fnn.layers\" entry {i} must say groups=G (fnn's checkpoints do)")
+        return nn.GroupNorm(int(groups), channels)
     acts = _activations(nn)
     if kind in acts:
         return acts[kind]()
     _fail(path, f"layer {i}: fnn layer '{kind}' has no torch counterpart here (known: dense, batch_norm, "
-                f"layer_norm, {', '.join(acts)}); build the nn.Sequential yourself and call load_into(model, path)")
+                f"layer_norm, group_norm, {', '.join(acts)}); build the nn.Sequential yourself and call load_into(model, path)")
 
 
 def sequential_from_checkpoint(path, architecture=None):
@@ -553,7 +573,8 @@ def sequential_from_checkpoint(path, architecture=None):
     except CheckpointError as e:
         raise _error(path, str(e)) from None
     state = {r.name: to_torch(r, path) for r in raws}
-    model = nn.Sequential(*[_build_layer(path, i, k, state, nn) for i, k in enumerate(kinds)])
+    options = _layer_options(metadata.get("fnn.layers"))
+    model = nn.Sequential(*[_build_layer(path, i, k, state, nn, options.get(i)) for i, k in enumerate(kinds)])
     if sizes is not None:
         dense = [m for m in model if isinstance(m, nn.Linear)]
         chain = [dense[0].in_features] + [m.out_features for m in dense] if dense else []

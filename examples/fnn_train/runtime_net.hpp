@@ -133,6 +133,23 @@ class runtime_net final {
         const double r = 1.0 / std::sqrt(m2 / double(n) + 1e-5);
         for (std::size_t j = 0; j < n; ++j) y[j] = (x[j] - mean) * r * g[j] + be[j];
       };
+    } else if (name == "group_norm") {  // torch.nn.GroupNorm(groups, C), eps 1e-5
+      const double groups_value = option("groups", 0);
+      const auto groups = std::size_t(groups_value);
+      if (groups_value < 1 || double(groups) != groups_value || n % groups != 0)
+        fail(f, i, "(group_norm) needs groups=G dividing its " + std::to_string(n) + " features");
+      auto g = tensor(f, i, "weight", {fin}), be = tensor(f, i, "bias", {fin});
+      l.tensors = 2;
+      l.run = [g = std::move(g), be = std::move(be), n, size = n / groups](const double* x, double* y) {
+        for (std::size_t j0 = 0; j0 < n; j0 += size) {
+          double mean = 0, m2 = 0;
+          for (std::size_t j = j0; j < j0 + size; ++j) mean += x[j];
+          mean /= double(size);
+          for (std::size_t j = j0; j < j0 + size; ++j) m2 += (x[j] - mean) * (x[j] - mean);
+          const double r = 1.0 / std::sqrt(m2 / double(size) + 1e-5);
+          for (std::size_t j = j0; j < j0 + size; ++j) y[j] = (x[j] - mean) * r * g[j] + be[j];
+        }
+      };
     } else if (name == "prelu") {
       const double a = tensor(f, i, "weight", {1})[0];
       l.tensors = 1;

@@ -350,6 +350,25 @@ class TorchTests(TempDir, unittest.TestCase):
                                   {"fnn.architecture": "dense, gelu_tanh, dense"})
         self.assertEqual(fnn_torch.sequential_from_checkpoint(self.path("g.safetensors"))[0][1].approximate, "tanh")
 
+    def test_sequential_from_checkpoint_builds_group_norm_from_fnn_layers(self):
+        m = nn.Sequential(nn.Linear(6, 12), nn.GroupNorm(3, 12), nn.GELU(), nn.Linear(12, 3))
+        with torch.no_grad():
+            m[1].weight.uniform_(0.5, 1.5)
+            m[1].bias.uniform_(-0.5, 0.5)
+        meta = {"fnn.architecture": "6-12-3 (dense, group_norm, gelu) x1, dense",
+                "fnn.layers": "dense 6 12; group_norm 12 12 groups=3; gelu 12 12; dense 12 3"}
+        fnn_torch.save_state_dict(self.path("gn.safetensors"), m.state_dict(), meta)
+        built, _ = fnn_torch.sequential_from_checkpoint(self.path("gn.safetensors"))
+        self.assertIsInstance(built[1], nn.GroupNorm)
+        self.assertEqual(built[1].num_groups, 3)
+        x = torch.randn(5, 6)
+        with torch.no_grad():
+            self.assertTrue(torch.equal(built(x), m(x)))
+        del meta["fnn.layers"]
+        fnn_torch.save_state_dict(self.path("gn2.safetensors"), m.state_dict(), meta)
+        with self.assertRaisesRegex(fnn_torch.CheckpointError, "group_norm\\) needs its group count"):
+            fnn_torch.sequential_from_checkpoint(self.path("gn2.safetensors"))
+
     def test_sequential_from_checkpoint_errors(self):
         m = fnn_train_model()
         p = self.path("m.safetensors")

@@ -67,6 +67,10 @@ BOOST_AUTO_TEST_CASE(the_interpreter_runs_networks_fnn_eval_has_no_type_for) {
                                             fnn::sigmoid, fnn::dense<32>, fnn::swish, fnn::dense<32>,
                                             fnn::gelu_tanh, fnn::dense<16>, fnn::relu, fnn::dense<10>>>(
       "every_activation", 3);
+  // group_norm: 3 groups of 16 and the instance-norm case (every feature its own group is degenerate: use 2 of 8).
+  check_interpreter_matches<fnn::sequential<fnn::input<784>, fnn::dense<48>, fnn::group_norm<3>, fnn::gelu,
+                                            fnn::dense<16>, fnn::group_norm<2>, fnn::relu, fnn::dense<10>>>(
+      "group_norm", 3);
 }
 
 BOOST_AUTO_TEST_CASE(a_layer_list_that_does_not_fit_the_tensors_is_refused_with_the_layer_named) {
