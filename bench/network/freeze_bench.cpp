@@ -16,6 +16,7 @@
 
 #include "fnn/fnn.hpp"
 #include "fnn/kernels/threads.hpp"
+#include "fnn/optim/adam.hpp"
 
 namespace {
 
@@ -83,6 +84,22 @@ void backward(benchmark::State &state) {
   state.SetLabel(which == 0 ? "none" : which == 1 ? "dense0" : "stage0");
 }
 BENCHMARK(backward)->Arg(0)->Arg(1)->Arg(2)->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
+
+// A whole AdamW train_step (zero_grad, forward, loss, backward, update), wall time.
+void train_step(benchmark::State &state) {
+  fnn::set_num_threads(1);
+  const int which = int(state.range(0));
+  const auto x = random_matrix(batch, 784, 1);
+  std::vector<std::int32_t> labels(batch);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t(i % 10);
+  net_t net{fnn::seed{42}};
+  freeze(net, which);
+  fnn::optim::adamw opt{{.lr = 1e-3f, .weight_decay = 1e-2f}};
+  for (auto _ : state)
+    benchmark::DoNotOptimize(net.train_step(x.view(), labels, fnn::loss::softmax_cross_entropy{}, opt));
+  state.SetLabel(which == 0 ? "none" : which == 1 ? "dense0" : "stage0");
+}
+BENCHMARK(train_step)->Arg(0)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(0.5);
 
 }  // namespace
 
