@@ -341,9 +341,9 @@ class network final {
   // Transfer learning. A frozen layer's parameters take no gradient (backward skips their products and
   // reductions; optimizers neither update nor decay them: torch's requires_grad_(False)), and a frozen
   // batch_norm normalizes with its running statistics in train mode too and leaves them unchanged (torch's
-  // module.eval() inside a training model). Backward stops below the first stage with a parameter that trains
-  // (unless backward(..., true) asks for the input gradient). Layer indices count from 0 after input<>, as
-  // the parameter names do; freeze_layers(first, last) freezes [first, last).
+  // module.eval() inside a training model). Backward stops below the lowest layer with a parameter that trains,
+  // and the stage holding it computes no input gradient (unless backward(..., true) asks for it). Layer indices
+  // count from 0 after input<>, as the parameter names do; freeze_layers(first, last) freezes [first, last).
   void freeze(std::size_t layer) { set_frozen(layer, true); }
   void unfreeze(std::size_t layer) { set_frozen(layer, false); }
   void freeze_layers(std::size_t first, std::size_t last) {

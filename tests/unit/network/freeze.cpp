@@ -165,6 +165,31 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(freezing_changes_no_other_gradient, P, policies) {
   }
 }
 
+// The layers that only have a reference path: group_norm's affine and prelu's slope.
+BOOST_AUTO_TEST_CASE(frozen_group_norm_and_prelu_take_no_gradient) {
+  using net_t = fnn::sequential<fnn::input<8>, fnn::dense<8>, fnn::group_norm<2>, fnn::prelu, fnn::dense<3>>;
+  net_t a{fnn::seed{6}}, b{fnn::seed{6}};
+  b.freeze(1);
+  b.freeze(2);
+  const auto x = random_matrix<float>(9, 8, 7, 1.5);
+  const auto y = random_labels(9, 3, 8);
+  a.compute_gradients(x.view(), y, fnn::loss::softmax_cross_entropy{}, fnn::mode::train);
+  b.compute_gradients(x.view(), y, fnn::loss::softmax_cross_entropy{}, fnn::mode::train);
+  const auto ga = grads_of(a), gb = grads_of(b);
+  const auto names = names_of(a);  // 0.weight 0.bias 1.weight 1.bias 2.weight 3.weight 3.bias
+  BOOST_TEST_REQUIRE(names.size() == 7u);
+  for (std::size_t k = 0; k < ga.size(); ++k) {
+    BOOST_TEST_INFO(names[k]);
+    if (k >= 2 && k <= 4) {
+      BOOST_TEST(b.is_parameter_frozen(names[k]));
+      for (double v : gb[k]) BOOST_TEST(v == 0.0);
+      BOOST_TEST(max_scaled_difference(ga[k], std::vector<double>(ga[k].size(), 0.0)) > 0.0);
+    } else {
+      BOOST_TEST(max_scaled_difference(gb[k], ga[k]) < 1e-6);
+    }
+  }
+}
+
 // Every fused stage kind with frozen parts against the unfused policy: outputs, gradients, input gradients, running
 // statistics. Plan: dense_bn_act(0), dense_ln_act(3), bn_act(6), dense_act(8), dense_only(10).
 template <class P>
