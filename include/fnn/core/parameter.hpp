@@ -34,6 +34,9 @@ struct parameter_ref {
   std::span<T> grad;  // same size as value
   std::array<index_t, 2> shape{};  // [out, in] for dense weights, [n, 1] with rank 1 for vectors
   int rank = 1;
+  // Frozen (net.freeze(i), net.freeze_parameter(name); torch's requires_grad == False): backward computes no
+  // gradient for it (grad stays as zero_grad left it) and optimizers neither update nor decay it.
+  bool frozen = false;
 
   std::string name() const { return qualified_name(module, suffix); }
 };

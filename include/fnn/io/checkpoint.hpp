@@ -23,6 +23,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "fnn/core/errors.hpp"
@@ -167,6 +168,129 @@ metadata load_model(const std::filesystem::path& path, Net& net) {
   const safetensors_file file = read_safetensors(path);
   load_model(file, net);
   return file.metadata;
+}
+
+// Which part of a checkpoint load_model_part copies into a network (transfer learning):
+//   layers   the file's layers [0, layers) into the network's: every tensor "<i>.<suffix>" with i < layers
+//            (parameters and buffers, e.g. batch-norm statistics), by its own name;
+//   tensors  tensors by name, {file name, network name}: {"4.weight", "0.weight"} loads the file's 4.weight
+//            into the network's 0.weight.
+// Both may be given. The network's other tensors are left as they are.
+struct model_part {
+  std::size_t layers = 0;
+  std::vector<std::pair<std::string, std::string>> tensors = {};
+};
+
+namespace detail {
+
+// The layer index a state_dict name starts with ("12.weight" -> 12); npos for any other name.
+inline std::size_t module_of(std::string_view name) {
+  std::size_t i = 0, v = 0;
+  while (i < name.size() && i < 9 && name[i] >= '0' && name[i] <= '9') v = v * 10 + std::size_t(name[i++] - '0');
+  return i > 0 && i < name.size() && name[i] == '.' ? v : std::string_view::npos;
+}
+
+inline const tensor_spec* find_spec(const std::vector<tensor_spec>& specs, std::string_view name) {
+  for (const auto& s : specs)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+// The {file name, network name} pairs `part` loads; throws shape_error naming every tensor that is missing,
+// unexpected (in the prefix layers), of another dtype or shape, unknown to a mapping, or loaded twice.
+inline std::vector<std::pair<std::string, std::string>> part_pairs(const std::filesystem::path& path,
+                                                                   const std::vector<tensor_spec>& expected,
+                                                                   const std::vector<tensor_spec>& found,
+                                                                   const model_part& part, std::size_t layer_count) {
+  if (part.layers == 0 && part.tensors.empty())
+    throw value_error(path.string() + ": load_model_part was given no layers and no tensors to load");
+  std::vector<std::pair<std::string, std::string>> pairs;
+  std::string diff;
+  auto add = [&](const std::string& from, const std::string& to) {
+    for (const auto& [f, t] : pairs)
+      if (t == to) {
+        diff += "\n    loaded twice: " + to + " (from " + f + " and from " + from + ")";
+        return;
+      }
+    pairs.emplace_back(from, to);
+  };
+  if (part.layers > layer_count)
+    diff += "\n    the part has layers [0, " + std::to_string(part.layers) + "), the network only " +
+            std::to_string(layer_count);
+  for (const auto& e : expected) {
+    if (module_of(e.name) >= part.layers) continue;
+    const tensor_spec* f = find_spec(found, e.name);
+    if (f == nullptr) diff += "\n    missing: " + e.text();
+    else if (!(*f == e)) diff += "\n    differs: expected " + e.text() + ", found " + f->text();
+    else add(e.name, e.name);
+  }
+  for (const auto& f : found)
+    if (module_of(f.name) < part.layers && find_spec(expected, f.name) == nullptr)
+      diff += "\n    unexpected: " + f.text();
+  for (const auto& [from, to] : part.tensors) {
+    const tensor_spec* f = find_spec(found, from);
+    const tensor_spec* e = find_spec(expected, to);
+    if (f == nullptr) diff += "\n    not in the file: " + from + " (mapped to " + to + ")";
+    if (e == nullptr) diff += "\n    not in the network: " + to + " (mapped from " + from + ")";
+    if (f == nullptr || e == nullptr) continue;
+    if (f->type != e->type || f->shape != e->shape)
+      diff += "\n    differs: " + from + " -> " + to + ": expected " + e->text() + ", found " + f->text();
+    else add(from, to);
+  }
+  if (!diff.empty())
+    throw shape_error(path.string() + ": the part of the checkpoint to load does not match this network:" + diff);
+  return pairs;
+}
+
+}  // namespace detail
+
+// Copies part of an already read checkpoint into the network (see model_part); returns the network names it
+// loaded, in model_specs order. Everything it loads is checked first, as strictly as load_model checks a whole
+// file (name, dtype, shape; a count must be >= 0), and nothing changes unless all of it is right.
+template <class Net>
+std::vector<std::string> load_model_part(const safetensors_file& file, Net& net, const model_part& part) {
+  using T = typename Net::value_type;
+  std::size_t layer_count = std::string_view::npos;
+  if constexpr (requires { Net::layer_count; }) layer_count = Net::layer_count;
+  const auto pairs = detail::part_pairs(file.path, model_specs(net), detail::specs_of(file), part, layer_count);
+  auto source = [&](const std::string& to) -> const tensor_entry* {
+    for (const auto& [from, t] : pairs)
+      if (t == to) return &file.at(from);
+    return nullptr;
+  };
+  net.for_each_buffer([&](buffer_ref<T>& b) {
+    const tensor_entry* t = b.counter ? source(b.name()) : nullptr;
+    if (t == nullptr) return;
+    const auto n = tensor_values<std::int64_t>(*t)[0];
+    if (n < 0)
+      throw io_error(file.path.string() + ": '" + t->name + "' is " + std::to_string(n) + ", a count must be >= 0");
+  });
+  std::vector<std::string> loaded;
+  net.for_each_parameter([&](parameter_ref<T>& p) {
+    if (const tensor_entry* t = source(p.name())) {
+      const auto v = tensor_values<T>(*t);
+      std::copy(v.begin(), v.end(), p.value.begin());
+      loaded.push_back(p.name());
+    }
+  });
+  net.for_each_buffer([&](buffer_ref<T>& b) {
+    const tensor_entry* t = source(b.name());
+    if (t == nullptr) return;
+    if (b.counter != nullptr) {
+      *b.counter = tensor_values<std::int64_t>(*t)[0];
+    } else {
+      const auto v = tensor_values<T>(*t);
+      std::copy(v.begin(), v.end(), b.value.begin());
+    }
+    loaded.push_back(b.name());
+  });
+  return loaded;
+}
+
+// Reads a checkpoint and loads part of it into the network (see model_part).
+template <class Net>
+std::vector<std::string> load_model_part(const std::filesystem::path& path, Net& net, const model_part& part) {
+  return load_model_part(read_safetensors(path), net, part);
 }
 
 // A metadata value that must be an integer in [lo, hi]: parsed strictly (decimal digits with an optional

@@ -89,6 +89,12 @@ void batch_norm_input_gradient_coefficients(index_t rows, index_t cols, const T*
   }
 }
 
+// dz = du * scale per column: the input gradient of an eval-mode (or frozen) batch norm, gamma / sqrt(var + eps).
+template <class T>
+void scale_columns(index_t rows, index_t cols, const T* du, index_t lddu, const T* scale, T* dz, index_t lddz) {
+  expr::assign(expr::matrix(dz, rows, cols, lddz), expr::matrix(du, rows, cols, lddu) * expr::per_column(scale, cols));
+}
+
 // Layer norm + activation (a dense + layer_norm + activation stage), per row i (sample) over its f features:
 //   forward   mean_i, rstd_i = 1 / sqrt(var_i + eps);  xhat = (z - mean_i) rstd_i;  u = gamma_j xhat + beta_j;
 //             y = Fn(u)
@@ -120,7 +126,7 @@ void layer_norm_activation(index_t rows, index_t cols, const T* z, index_t ldz, 
 }
 
 // The backward of layer_norm_activation: dz (into du, which then holds dz) and the gamma and beta gradients
-// (accumulated, as every parameter gradient).
+// (accumulated, as every parameter gradient; both null: frozen, not computed).
 template <class Fn, class T>
 void layer_norm_activation_backward(index_t rows, index_t cols, const T* z, index_t ldz, const T* y, index_t ldy,
                                     const T* dy, index_t lddy, const T* gamma, const T* beta, const T* mean,
@@ -130,11 +136,16 @@ void layer_norm_activation_backward(index_t rows, index_t cols, const T* z, inde
   const auto M = expr::per_row(mean, rows), R = expr::per_row(rstd, rows);
   const auto xhat = (Z - M) * R;
   const auto u = layer_norm_affine(Z, M, R, expr::per_column(gamma, cols), expr::per_column(beta, cols));
-  const auto d = expr::let<0>(
-      expr::activation_gradient<Fn>(u, expr::matrix(y, rows, cols, ldy), expr::matrix(dy, rows, cols, lddy)));
-  const auto db = expr::per_column(beta_grad, cols), dg = expr::per_column(gamma_grad, cols);
-  expr::assign(d, expr::into(expr::matrix(du, rows, cols, lddu), d), expr::into(db, db + d),
-               expr::into(dg, expr::fma(d, xhat, dg)));
+  const auto grad =
+      expr::activation_gradient<Fn>(u, expr::matrix(y, rows, cols, ldy), expr::matrix(dy, rows, cols, lddy));
+  const auto d = expr::let<0>(grad);
+  if (gamma_grad != nullptr || beta_grad != nullptr) {
+    const auto db = expr::per_column(beta_grad, cols), dg = expr::per_column(gamma_grad, cols);
+    expr::assign(d, expr::into(expr::matrix(du, rows, cols, lddu), d), expr::into(db, db + d),
+                 expr::into(dg, expr::fma(d, xhat, dg)));
+  } else {
+    expr::assign(expr::matrix(du, rows, cols, lddu), grad);
+  }
   // Pass 2, rows split: the two row sums, then dz over du, while the row is in L1.
   const auto f = static_cast<std::size_t>(cols);
   const auto G = expr::array(std::span<const T>(gamma, f));

@@ -246,7 +246,7 @@ using silu = swish;
 // Parametric ReLU (He et al. 2015): y = x for x > 0, a*x otherwise, with one learnable slope `a`
 // shared by all features (torch.nn.PReLU() default, initial a = 0.25).
 template <class T, std::size_t Features>
-class prelu_layer final {
+class prelu_layer final : public freezable {
  public:
   static constexpr std::size_t in_features = Features;
   static constexpr std::size_t out_features = Features;
@@ -275,11 +275,12 @@ class prelu_layer final {
         if (!(v > T(0))) da += dy(i, c) * v;  // a NaN v makes da NaN, as in torch
         if (dx.rows() > 0) dx(i, c) = v > T(0) ? dy(i, c) : a * dy(i, c);
       }
-    slope_grad_[0] += da;
+    if (!frozen_.parameter(0)) slope_grad_[0] += da;
   }
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    parameter_ref<T> p{module, "weight", parameter_kind::activation_parameter, slope_, slope_grad_, {1, 1}, 1};
+    parameter_ref<T> p{module, "weight", parameter_kind::activation_parameter, slope_, slope_grad_, {1, 1}, 1,
+                       frozen_.parameter(0)};
     f(p);
   }
   template <class F>

@@ -33,7 +33,7 @@ class batch_statistics_sync {
 };
 
 template <class T, std::size_t Features>
-class batch_norm_layer final {
+class batch_norm_layer final : public freezable {
  public:
   static constexpr std::size_t in_features = Features;
   static constexpr std::size_t out_features = Features;
@@ -57,9 +57,10 @@ class batch_norm_layer final {
     batches_tracked_ = 0;
   }
 
+  // A frozen layer (freezing().statistics()) runs as in eval mode whatever m says.
   void forward(const_matrix_view<T> x, matrix_view<T> y, mode m, random_engine&) {
     const index_t n = x.rows();
-    if (m == mode::train) {
+    if (m == mode::train && !frozen_.statistics()) {
       if (n < min_train_batch)
         throw value_error("batch_norm needs at least 2 samples per batch in train mode, got " + std::to_string(n));
       batch_statistics(x);
@@ -89,6 +90,7 @@ class batch_norm_layer final {
   // statistics sync, the two sums are taken over every process's rows (the parameter gradients keep this
   // process's share: the gradient all-reduce adds the rest).
   void backward(const_matrix_view<T> x, const_matrix_view<T>, const_matrix_view<T> dy, matrix_view<T> dx, mode m) {
+    if (frozen_.statistics()) m = mode::eval;
     const index_t n = x.rows();
     std::vector<double> sums(2 * Features, 0.0);  // [sum dy | sum dy * xhat] per feature
     for (std::size_t j = 0; j < Features; ++j) {
@@ -98,8 +100,8 @@ class batch_norm_layer final {
         sums[j] += double(dy(i, c));
         sums[Features + j] += double(dy(i, c)) * xhat;
       }
-      beta_grad_[j] += T(sums[j]);
-      gamma_grad_[j] += T(sums[Features + j]);
+      if (!frozen_.parameter(1)) beta_grad_[j] += T(sums[j]);
+      if (!frozen_.parameter(0)) gamma_grad_[j] += T(sums[Features + j]);
     }
     if (dx.rows() == 0) return;
     const bool synced = m == mode::train && sync_;
@@ -125,7 +127,7 @@ class batch_norm_layer final {
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, f);
+    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, frozen_, f);
   }
   template <class F>
   void for_each_buffer(index_t module, F&& f) {

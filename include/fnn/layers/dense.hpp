@@ -16,7 +16,7 @@
 namespace fnn {
 
 template <class T, std::size_t In, std::size_t Out, class Init, class InitHint, bool Bias>
-class dense_layer final {
+class dense_layer final : public freezable {
  public:
   static constexpr std::size_t in_features = In;
   static constexpr std::size_t out_features = Out;
@@ -52,12 +52,14 @@ class dense_layer final {
   void backward(const_matrix_view<T> x, const_matrix_view<T>, const_matrix_view<T> dy, matrix_view<T> dx, mode) {
     using kernels::transpose;
     kernels::stage_epilogue<T> none;
-    // dW += dy^T x ; db += column sums of dy ; dx = dy W
-    kernels::gemm(transpose::yes, transpose::no, index_t(Out), index_t(In), dy.rows(), T(1), dy.data(), dy.ld(),
-                  x.data(), x.ld(), T(1), weight_grad_.data(), index_t(In), none);
+    // dW += dy^T x ; db += column sums of dy ; dx = dy W (frozen parameters: no gradient)
+    if (!frozen_.parameter(0))
+      kernels::gemm(transpose::yes, transpose::no, index_t(Out), index_t(In), dy.rows(), T(1), dy.data(), dy.ld(),
+                    x.data(), x.ld(), T(1), weight_grad_.data(), index_t(In), none);
     if constexpr (Bias)
-      for (index_t i = 0; i < dy.rows(); ++i)
-        for (std::size_t o = 0; o < Out; ++o) bias_grad_[o] += dy(i, index_t(o));
+      if (!frozen_.parameter(1))
+        for (index_t i = 0; i < dy.rows(); ++i)
+          for (std::size_t o = 0; o < Out; ++o) bias_grad_[o] += dy(i, index_t(o));
     if (dx.rows() > 0)
       kernels::gemm(transpose::no, transpose::no, dy.rows(), index_t(In), index_t(Out), T(1), dy.data(), dy.ld(),
                     weight_.data(), index_t(In), T(0), dx.data(), dx.ld(), none);
@@ -65,10 +67,12 @@ class dense_layer final {
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    parameter_ref<T> w{module, "weight", parameter_kind::weight, weight_, weight_grad_, {index_t(Out), index_t(In)}, 2};
+    parameter_ref<T> w{module, "weight", parameter_kind::weight, weight_, weight_grad_, {index_t(Out), index_t(In)}, 2,
+                       frozen_.parameter(0)};
     f(w);
     if constexpr (Bias) {
-      parameter_ref<T> b{module, "bias", parameter_kind::bias, bias_, bias_grad_, {index_t(Out), 1}, 1};
+      parameter_ref<T> b{module, "bias", parameter_kind::bias, bias_, bias_grad_, {index_t(Out), 1}, 1,
+                         frozen_.parameter(1)};
       f(b);
     }
   }

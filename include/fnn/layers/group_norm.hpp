@@ -19,7 +19,7 @@
 namespace fnn {
 
 template <class T, std::size_t Features, std::size_t Groups>
-class group_norm_layer final {
+class group_norm_layer final : public freezable {
   static_assert(Groups > 0 && Features % Groups == 0, "fnn: group_norm_layer needs Features divisible by Groups");
 
  public:
@@ -76,8 +76,8 @@ class group_norm_layer final {
           const double g = double(dy(i, c)) * double(gamma_[j]);
           sum_g += g;
           sum_g_xhat += g * xhat;
-          gamma_grad_[j] += T(double(dy(i, c)) * xhat);
-          beta_grad_[j] += dy(i, c);
+          if (!frozen_.parameter(0)) gamma_grad_[j] += T(double(dy(i, c)) * xhat);
+          if (!frozen_.parameter(1)) beta_grad_[j] += dy(i, c);
         }
         if (dx.rows() == 0) continue;
         for (std::size_t j = j0; j < j0 + group_size; ++j) {
@@ -92,7 +92,7 @@ class group_norm_layer final {
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, f);
+    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, frozen_, f);
   }
   template <class F>
   void for_each_buffer(index_t, F&&) {}

@@ -33,8 +33,30 @@ concept layer_spec = requires {
   { S::role } -> std::convertible_to<layer_role>;
 };
 
+// What is frozen in a layer (transfer learning; network::freeze and friends set it). A frozen parameter takes
+// no gradient: backward skips its product or reduction, and optimizers skip it (torch's requires_grad_(False)).
+// A frozen layer freezes all its parameters and, for batch_norm, its running statistics: train mode then
+// normalizes with them and leaves them alone, as a torch BatchNorm1d put in eval() inside a training model.
+struct freeze_state {
+  std::uint8_t parameters = 0;  // bit k: the layer's k-th parameter in for_each_parameter order
+  bool layer = false;
+
+  constexpr bool parameter(unsigned k) const noexcept { return layer || ((parameters >> k) & 1u) != 0; }
+  constexpr bool statistics() const noexcept { return layer; }
+};
+
+// Every layer holds its freeze_state; a layer with parameters consults it in backward.
+class freezable {
+ public:
+  freeze_state& freezing() noexcept { return frozen_; }
+  const freeze_state& freezing() const noexcept { return frozen_; }
+
+ protected:
+  freeze_state frozen_;
+};
+
 // Base of layers without trainable parameters or buffers.
-struct stateless_layer {
+struct stateless_layer : freezable {
   template <class F>
   void for_each_parameter(index_t, F&&) {}
   template <class F>
@@ -47,11 +69,11 @@ struct stateless_layer {
 // "<module>.bias" (beta), the names and kinds torch and the optimizers' decay policy expect.
 template <class T, class F>
 void visit_norm_affine(index_t module, std::span<T> gamma, std::span<T> gamma_grad, std::span<T> beta,
-                       std::span<T> beta_grad, F&& f) {
+                       std::span<T> beta_grad, const freeze_state& frozen, F&& f) {
   const std::array<index_t, 2> shape{index_t(gamma.size()), 1};
-  parameter_ref<T> g{module, "weight", parameter_kind::norm_scale, gamma, gamma_grad, shape, 1};
+  parameter_ref<T> g{module, "weight", parameter_kind::norm_scale, gamma, gamma_grad, shape, 1, frozen.parameter(0)};
   f(g);
-  parameter_ref<T> b{module, "bias", parameter_kind::norm_shift, beta, beta_grad, shape, 1};
+  parameter_ref<T> b{module, "bias", parameter_kind::norm_shift, beta, beta_grad, shape, 1, frozen.parameter(1)};
   f(b);
 }
 

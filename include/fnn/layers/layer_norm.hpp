@@ -11,7 +11,7 @@
 namespace fnn {
 
 template <class T, std::size_t Features>
-class layer_norm_layer final {
+class layer_norm_layer final : public freezable {
  public:
   static constexpr std::size_t in_features = Features;
   static constexpr std::size_t out_features = Features;
@@ -55,8 +55,8 @@ class layer_norm_layer final {
         const double g = double(dy(i, c)) * double(gamma_[j]);
         sum_g += g;
         sum_g_xhat += g * xhat;
-        gamma_grad_[j] += T(double(dy(i, c)) * xhat);
-        beta_grad_[j] += dy(i, c);
+        if (!frozen_.parameter(0)) gamma_grad_[j] += T(double(dy(i, c)) * xhat);
+        if (!frozen_.parameter(1)) beta_grad_[j] += dy(i, c);
       }
       if (dx.rows() == 0) continue;
       const double nf = double(Features);
@@ -77,7 +77,7 @@ class layer_norm_layer final {
 
   template <class F>
   void for_each_parameter(index_t module, F&& f) {
-    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, f);
+    visit_norm_affine<T>(module, gamma_, gamma_grad_, beta_, beta_grad_, frozen_, f);
   }
   template <class F>
   void for_each_buffer(index_t, F&&) {}

@@ -73,8 +73,9 @@ inline void record(gradient_check_result& r, const gradient_check_options& o, co
 }
 }  // namespace detail
 
-// Checks d(loss(net(x), target) + penalties)/d(parameters, x) in mode m. Running statistics and the
-// dropout engine are restored before every evaluation, so each one sees the same network.
+// Checks d(loss(net(x), target) + penalties)/d(parameters, x) in mode m (frozen parameters have no gradient
+// and are skipped). Running statistics and the dropout engine are restored before every evaluation, so each
+// one sees the same network.
 template <class Net, class Loss, class Target, penalty::penalty_term... Penalties>
 gradient_check_result check_gradients(Net& net, const_matrix_view<typename Net::value_type> x, const Target& target,
                                       const Loss& loss, mode m, gradient_check_options opt = {},
@@ -117,7 +118,7 @@ gradient_check_result check_gradients(Net& net, const_matrix_view<typename Net::
   net.zero_grad();
   net.backward(d_out.view(), opt.check_input);
   net.for_each_parameter([&](parameter_ref<T>& p) {
-    if (decays_by_default(p.kind)) (penalties.add_gradient(p), ...);
+    if (decays_by_default(p.kind) && !p.frozen) (penalties.add_gradient(p), ...);
   });
   std::vector<std::vector<double>> analytic;
   std::vector<std::string> names;
@@ -133,9 +134,8 @@ gradient_check_result check_gradients(Net& net, const_matrix_view<typename Net::
 
   gradient_check_result r;
   std::size_t k = 0;
-  net.for_each_parameter([&](parameter_ref<T>& p) {
-    const auto numeric = numerical_gradient<T>(objective, p.value, opt.step);
-    detail::record(r, opt, names[k], analytic[k], numeric);
+  net.for_each_parameter([&](parameter_ref<T>& p) {  // a frozen parameter has no gradient to check
+    if (!p.frozen) detail::record(r, opt, names[k], analytic[k], numerical_gradient<T>(objective, p.value, opt.step));
     ++k;
   });
   if (opt.check_input) {

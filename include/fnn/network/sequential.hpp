@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -291,6 +292,10 @@ class network final {
       double extra = 0;
       for_each_parameter([&](parameter_ref<T>& p) {
         if (!decays_by_default(p.kind)) return;
+        if (p.frozen) {  // in the loss, as in torch, but no gradient
+          ((extra += penalties.value(p)), ...);
+          return;
+        }
         ((extra += penalties.value(p), penalties.add_gradient(p)), ...);
       });
       value += T(extra);
@@ -331,6 +336,38 @@ class network final {
     std::size_t n = 0;
     for_each_parameter([&](parameter_ref<T>& p) { n += p.value.size(); });
     return n;
+  }
+
+  // Transfer learning. A frozen layer's parameters take no gradient (backward skips their products and
+  // reductions; optimizers neither update nor decay them: torch's requires_grad_(False)), and a frozen
+  // batch_norm normalizes with its running statistics in train mode too and leaves them unchanged (torch's
+  // module.eval() inside a training model). Backward stops below the lowest layer with a parameter that trains,
+  // and the stage holding it computes no input gradient (unless backward(..., true) asks for it). Layer indices
+  // count from 0 after input<>, as the parameter names do; freeze_layers(first, last) freezes [first, last).
+  void freeze(std::size_t layer) { set_frozen(layer, true); }
+  void unfreeze(std::size_t layer) { set_frozen(layer, false); }
+  void freeze_layers(std::size_t first, std::size_t last) {
+    if (first > last || last > layer_count)
+      throw value_error("freeze_layers(" + std::to_string(first) + ", " + std::to_string(last) +
+                        "): the network has layers [0, " + std::to_string(layer_count) + ")");
+    for (std::size_t i = first; i < last; ++i) freeze(i);
+  }
+  void unfreeze_all() {
+    for_each_layer([](auto& layer, auto) { layer.freezing() = freeze_state{}; });
+  }
+  bool is_frozen(std::size_t layer) {
+    bool frozen = false;
+    visit_layer(layer, "is_frozen", [&](auto& l) { frozen = l.freezing().layer; });
+    return frozen;
+  }
+  // One parameter by name ("0.bias"): no gradient, no update; a batch norm's statistics are not affected (as
+  // requires_grad_(False) on one tensor in torch).
+  void freeze_parameter(std::string_view name) { set_parameter_frozen(name, true); }
+  void unfreeze_parameter(std::string_view name) { set_parameter_frozen(name, false); }
+  bool is_parameter_frozen(std::string_view name) {
+    bool frozen = false;
+    find_parameter(name, [&](auto&, parameter_ref<T>& p, unsigned) { frozen = p.frozen; });
+    return frozen;
   }
 
   template <std::size_t I>
@@ -386,14 +423,69 @@ class network final {
                         std::to_string(min_train_batch));
   }
 
+  template <class F>
+  void visit_layer(std::size_t index, const char* what, F&& f) {
+    if (index >= layer_count)
+      throw value_error(std::string(what) + "(" + std::to_string(index) + "): the network has layers [0, " +
+                        std::to_string(layer_count) + ")");
+    for_each_layer([&](auto& layer, auto idx) {
+      if (decltype(idx)::value == index) f(layer);
+    });
+  }
+  void set_frozen(std::size_t index, bool frozen) {
+    visit_layer(index, frozen ? "freeze" : "unfreeze", [&](auto& l) { l.freezing() = freeze_state{0, frozen}; });
+  }
+  // f(layer, parameter, its position k in the layer) for the parameter called name; throws if there is none.
+  template <class F>
+  void find_parameter(std::string_view name, F&& f) {
+    bool found = false;
+    for_each_layer([&](auto& layer, auto idx) {
+      unsigned k = 0;
+      layer.for_each_parameter(index_t(decltype(idx)::value), [&](parameter_ref<T>& p) {
+        if (!found && p.name() == name) {
+          found = true;
+          f(layer, p, k);
+        }
+        ++k;
+      });
+    });
+    if (!found) throw value_error("the network has no parameter '" + std::string(name) + "'");
+  }
+  void set_parameter_frozen(std::string_view name, bool frozen) {
+    find_parameter(name, [&](auto& layer, parameter_ref<T>&, unsigned k) {
+      freeze_state& st = layer.freezing();
+      if (!frozen && st.layer) {  // the layer's other parameters stay frozen; the layer (statistics) no longer is
+        std::uint8_t all = 0;
+        unsigned n = 0;
+        layer.for_each_parameter(0, [&](parameter_ref<T>&) { all = std::uint8_t(all | (1u << n++)); });
+        st = freeze_state{all, false};
+      }
+      st.parameters = std::uint8_t(frozen ? st.parameters | (1u << k) : st.parameters & ~(1u << k));
+    });
+  }
+
+  // The lowest layer with a parameter that takes a gradient (layer_count if none): no stage below it needs
+  // a backward pass, and the stage holding it needs no input gradient.
+  std::size_t first_trained_layer() {
+    std::size_t first = layer_count;
+    for_each_parameter([&](parameter_ref<T>& p) {
+      if (!p.frozen) first = std::min(first, std::size_t(p.module));
+    });
+    return first;
+  }
+
   struct ignore_stage final {
     void operator()(index_t) const noexcept {}
   };
   template <class OnReady = ignore_stage>
   void backward_from_output_gradient(bool want_input_gradient, OnReady&& on_ready = {}) {
     auto ctx = context();
+    const std::size_t first_trained = want_input_gradient ? 0 : first_trained_layer();
     for_each_stage_reversed([&]<class Stage>(std::size_t s) {
-      detail::stage_runner<Stage>::backward(ctx, workspaces_[s], last_mode_, Stage::first > 0 || want_input_gradient);
+      // Below first_trained nothing needs a gradient: stop (the stages' gradients are final, all zero).
+      if (want_input_gradient || Stage::first + Stage::count > first_trained)
+        detail::stage_runner<Stage>::backward(ctx, workspaces_[s], last_mode_,
+                                              want_input_gradient || Stage::first > first_trained);
       on_ready(index_t(Stage::first));
     });
   }

@@ -137,16 +137,17 @@ void batch_norm_eval_coefficients(BN& bn, const T* bias, stage_workspace<T>& ws)
   }
 }
 
-// dW += dz^T x, dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM instantiation. With
-// dz_tf, the products use dz_tf applied to `dz` (applied while packing it).
+// dW += dz^T x (unless W is frozen), dx = dz W (when wanted); the empty stage epilogue keeps to the same GEMM
+// instantiation. With dz_tf, the products use dz_tf applied to `dz` (applied while packing it).
 template <class T, class Dense>
 void dense_backward_products(Dense& d, const_matrix_view<T> x, const_matrix_view<T> dz, matrix<T>* dx,
                              const kernels::a_transform<T>* dz_tf = nullptr) {
   using kernels::transpose;
   const index_t in = index_t(Dense::in_features), out = index_t(Dense::out_features);
   kernels::stage_epilogue<T> none;
-  kernels::gemm(transpose::yes, transpose::no, out, in, dz.rows(), T(1), dz.data(), dz.ld(), x.data(), x.ld(), T(1),
-                d.weight_grad().data(), in, none, dz_tf);
+  if (!d.freezing().parameter(0))
+    kernels::gemm(transpose::yes, transpose::no, out, in, dz.rows(), T(1), dz.data(), dz.ld(), x.data(), x.ld(), T(1),
+                  d.weight_grad().data(), in, none, dz_tf);
   if (dx) {
     dx->resize(dz.rows(), in);
     kernels::gemm(transpose::no, transpose::no, dz.rows(), in, out, T(1), dz.data(), dz.ld(), d.weight().data(), in,
@@ -216,6 +217,12 @@ void moments_to_workspace(const kernels::column_moments<T>& mom, stage_workspace
   }
 }
 
+// The gradient of a frozen parameter (bit k of the layer's freeze_state) is not accumulated.
+template <class Layer>
+bool trains(const Layer& layer, unsigned k) {
+  return !layer.freezing().parameter(k);
+}
+
 // First backward pass of batch norm + activation in train mode: du = dy * Fn' into ws.du, and the beta and
 // gamma gradients.
 template <class Fn, class T, class BN>
@@ -227,10 +234,32 @@ void batch_norm_activation_reduce(BN& bn, stage_workspace<T>& ws, const_matrix_v
                                                   ws.scale.data(), ws.shift.data(), ws.mean.data(), ws.rstd.data(),
                                                   ws.du.data(), f, ws.sum_du.data(), ws.sum_du_xhat.data());
   for (index_t j = 0; j < f; ++j) {
-    bn.beta_grad()[std::size_t(j)] += ws.sum_du[std::size_t(j)];
-    bn.gamma_grad()[std::size_t(j)] += ws.sum_du_xhat[std::size_t(j)];
+    if (trains(bn, 1)) bn.beta_grad()[std::size_t(j)] += ws.sum_du[std::size_t(j)];
+    if (trains(bn, 0)) bn.gamma_grad()[std::size_t(j)] += ws.sum_du_xhat[std::size_t(j)];
   }
   share_backward_sums(bn, ws, n);  // after the parameter gradients, which keep this process's share
+}
+
+// Backward of a frozen batch norm (+ activation) in train mode, which normalized with its running statistics
+// (torch: a BatchNorm1d in eval() inside a training model): du = dy * Fn' into ws.du and the gamma/beta
+// gradients of the parameters that train; the input gradient is then du * ws.scale (gamma / sqrt(var + eps)).
+// `offset` is what the running mean is measured against z from (the dense bias the product left out).
+template <class Fn, class T, class BN>
+void frozen_batch_norm_activation_reduce(BN& bn, stage_workspace<T>& ws, const_matrix_view<T> z,
+                                         const_matrix_view<T> y, const_matrix_view<T> dy, const T* offset) {
+  const index_t n = z.rows(), f = z.cols();
+  for (std::size_t j = 0; j < std::size_t(f); ++j) {
+    ws.rstd[j] = T(1.0 / std::sqrt(double(bn.running_var()[j]) + BN::eps));
+    ws.mean[j] = bn.running_mean()[j] - (offset ? offset[j] : T(0));
+  }
+  ws.du.resize(n, f);
+  kernels::affine_activation_backward_reduce<Fn>(n, f, z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
+                                                  ws.scale.data(), ws.shift.data(), ws.mean.data(), ws.rstd.data(),
+                                                  ws.du.data(), f, ws.sum_du.data(), ws.sum_du_xhat.data());
+  for (std::size_t j = 0; j < std::size_t(f); ++j) {
+    if (trains(bn, 1)) bn.beta_grad()[j] += ws.sum_du[j];
+    if (trains(bn, 0)) bn.gamma_grad()[j] += ws.sum_du_xhat[j];
+  }
 }
 
 // Backward of batch norm + activation in train mode, without a product to fuse the input gradient into: two
@@ -277,7 +306,7 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_only, First, 1>> {
     auto& d = layer_at<First>(c);
     const auto dy = c.grads[First + 1].view();
     if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
-      kernels::add_column_sums(dy.rows(), dy.cols(), dy.data(), dy.ld(), d.bias_grad().data());
+      if (trains(d, 1)) kernels::add_column_sums(dy.rows(), dy.cols(), dy.data(), dy.ld(), d.bias_grad().data());
     dense_backward_products<T>(d, c.acts[First].view(), dy, want_dx ? &c.grads[First] : nullptr);
   }
 };
@@ -312,7 +341,8 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_act, First, 2>> {
     const auto dy = c.grads[First + 2].view();
     ws.du.resize(z.rows(), z.cols());
     T* db = nullptr;
-    if constexpr (std::remove_reference_t<decltype(d)>::has_bias) db = d.bias_grad().data();
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
+      if (trains(d, 1)) db = d.bias_grad().data();
     kernels::activation_backward<Fn>(z.rows(), z.cols(), z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
                                      ws.du.data(), z.cols(), db);
     dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
@@ -330,12 +360,13 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     const index_t n = c.acts[First].rows(), f = index_t(d.out_features), in = index_t(d.in_features);
     resize_features(ws, std::size_t(f));
     c.acts[First + 3].resize(n, f);
-    if (m == mode::eval) {
+    // A frozen batch norm in train mode runs the eval path through the GEMM, which keeps z for backward.
+    if (m == mode::eval || bn.freezing().statistics()) {
       const T* bias = nullptr;
       if constexpr (has_bias) bias = d.bias().data();
       batch_norm_eval_coefficients(bn, bias, ws);
       const auto x = c.acts[First].view();
-      if (n <= kernels::gemv_max_rows) {
+      if (m == mode::eval && n <= kernels::gemv_max_rows) {
         kernels::gemv(n, f, in, x.data(), x.ld(), d.weight().data(), in, c.acts[First + 3].data(), f,
                       kernels::affine_activation_epilogue<T, Fn>{ws.scale.data(), ws.shift.data()});
       } else {
@@ -368,6 +399,7 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     auto& bn = layer_at<First + 1>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
     const auto z = c.acts[First + 1].view();
+    if (bn.freezing().statistics()) return frozen_backward(c, ws, want_dx);
     // One pass over memory (du and the beta/gamma gradients); dz = transform of du is formed while the two
     // products pack it.
     batch_norm_activation_reduce<Fn, T>(bn, ws, z, c.acts[First + 3].view(), c.grads[First + 3].view());
@@ -377,6 +409,28 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_bn_act, First, 3>> {
     const kernels::a_transform<T> dz{z.data(), z.ld(), ws.dz_scale.data(), ws.dz_z_scale.data(), ws.mean.data(),
                                      ws.dz_offset.data()};
     // The bias gradient is exactly zero: a constant shift before train-mode batch norm cancels.
+    dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr, &dz);
+  }
+
+ private:
+  // The batch norm is frozen: it normalized with its running statistics, so dz = du * scale (read by the two
+  // products while they pack du) and the bias does not cancel: db = scale * sum du.
+  template <class Ctx, class T>
+  static void frozen_backward(Ctx& c, stage_workspace<T>& ws, bool want_dx) {
+    auto& d = layer_at<First>(c);
+    auto& bn = layer_at<First + 1>(c);
+    using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 2>(c))>>;
+    const auto z = c.acts[First + 1].view();
+    const T* bias = nullptr;
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias) bias = d.bias().data();
+    frozen_batch_norm_activation_reduce<Fn, T>(bn, ws, z, c.acts[First + 3].view(), c.grads[First + 3].view(), bias);
+    const std::size_t f = std::size_t(z.cols());
+    if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
+      if (trains(d, 1))
+        for (std::size_t j = 0; j < f; ++j) d.bias_grad()[j] += ws.scale[j] * ws.sum_du[j];
+    for (std::size_t j = 0; j < f; ++j) ws.dz_z_scale[j] = ws.dz_offset[j] = T(0);
+    const kernels::a_transform<T> dz{z.data(), z.ld(), ws.scale.data(), ws.dz_z_scale.data(), ws.mean.data(),
+                                     ws.dz_offset.data()};
     dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr, &dz);
   }
 };
@@ -414,11 +468,20 @@ struct stage_runner<plan::stage<plan::stage_kind::dense_ln_act, First, 3>> {
     const auto dy = c.grads[First + 3].view();
     const index_t n = z.rows(), f = z.cols();
     ws.du.resize(n, f);
+    // A frozen gamma or beta accumulates into scratch when the other trains (one pass computes both), and
+    // neither is computed when both are frozen.
+    T* dgamma = trains(ln, 0) ? ln.gamma_grad().data() : nullptr;
+    T* dbeta = trains(ln, 1) ? ln.beta_grad().data() : nullptr;
+    if ((dgamma == nullptr) != (dbeta == nullptr)) {
+      ws.sum_du.resize(std::size_t(f));
+      for (T& v : ws.sum_du) v = T(0);
+      (dgamma ? dbeta : dgamma) = ws.sum_du.data();
+    }
     kernels::layer_norm_activation_backward<Fn>(n, f, z.data(), z.ld(), y.data(), y.ld(), dy.data(), dy.ld(),
                                                 ln.gamma().data(), ln.beta().data(), ws.mean.data(), ws.rstd.data(),
-                                                ws.du.data(), f, ln.gamma_grad().data(), ln.beta_grad().data());
+                                                ws.du.data(), f, dgamma, dbeta);
     if constexpr (std::remove_reference_t<decltype(d)>::has_bias)
-      kernels::add_column_sums(n, f, ws.du.data(), f, d.bias_grad().data());
+      if (trains(d, 1)) kernels::add_column_sums(n, f, ws.du.data(), f, d.bias_grad().data());
     dense_backward_products<T>(d, c.acts[First].view(), ws.du.view(), want_dx ? &c.grads[First] : nullptr);
   }
 };
@@ -433,7 +496,7 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
     const index_t n = x.rows(), f = x.cols();
     resize_features(ws, std::size_t(f));
     c.acts[First + 2].resize(n, f);
-    if (m == mode::eval) {
+    if (m == mode::eval || bn.freezing().statistics()) {
       for (std::size_t j = 0; j < std::size_t(f); ++j) {
         ws.scale[j] = T(double(bn.gamma()[j]) / std::sqrt(double(bn.running_var()[j]) + bn.eps));
         ws.shift[j] = bn.beta()[j] - bn.running_mean()[j] * ws.scale[j];
@@ -455,6 +518,14 @@ struct stage_runner<plan::stage<plan::stage_kind::bn_act, First, 2>> {
     auto& bn = layer_at<First>(c);
     using Fn = activation_of<std::remove_reference_t<decltype(layer_at<First + 1>(c))>>;
     const auto x = c.acts[First].view();
+    if (bn.freezing().statistics()) {
+      frozen_batch_norm_activation_reduce<Fn, T>(bn, ws, x, c.acts[First + 2].view(), c.grads[First + 2].view(),
+                                                 static_cast<const T*>(nullptr));
+      if (!want_dx) return;
+      c.grads[First].resize(x.rows(), x.cols());
+      return kernels::scale_columns(x.rows(), x.cols(), ws.du.data(), x.cols(), ws.scale.data(), c.grads[First].data(),
+                                    x.cols());
+    }
     matrix_view<T> dz = ws.du.view();
     if (want_dx) {
       c.grads[First].resize(x.rows(), x.cols());

@@ -58,6 +58,7 @@ struct slot {
   T lr;             // learning rate for this parameter (lr * lr_scale)
   T weight_decay;   // 0 when the policy excludes it
   T l1;             // 0 when the policy excludes it
+  bool frozen = false;  // parameter_ref::frozen: skipped (no update, no decay, not in the clipping norm)
 };
 
 // Gradient preprocessing shared by all update kernels.
@@ -145,6 +146,7 @@ class optimizer_base {
           throw shape_error("parameter " + p.name() + " has " + std::to_string(p.value.size()) + " values but " +
                             std::to_string(p.grad.size()) + " gradients");
         add_slot(p.value, p.grad, p.kind, [&] { return p.name(); });
+        slots_.back().frozen = p.frozen;
       }
     });
     return run();
@@ -278,6 +280,7 @@ class optimizer_base {
       // of norms; accumulated in double across arrays).
       double total = 0;
       for (const auto& s : slots_) {
+        if (s.frozen) continue;
         const auto g = expr::clamp(expr::array(s.grad), -t.clip, t.clip);
         total += static_cast<double>(expr::sum(g * g));
       }
@@ -289,8 +292,10 @@ class optimizer_base {
     if (o.maximize) t.scale = -t.scale;
     ++step_;
     const std::size_t per = derived().state_names().size();
+    // A frozen parameter keeps its slot (and its state, so checkpoints keep their layout) but is not touched,
+    // as torch.optim skips a parameter whose grad is None.
     for (std::size_t i = 0; i < slots_.size(); ++i)
-      derived().update(slots_[i], std::span<buffer<T>>(state_.data() + i * per, per), t);
+      if (!slots_[i].frozen) derived().update(slots_[i], std::span<buffer<T>>(state_.data() + i * per, per), t);
     return stats;
   }
 
