@@ -9,8 +9,9 @@ rounds=${1:-1}
 epochs=${2:-1}
 cd "$root"
 cmake --preset release > /dev/null
-cmake --build --preset release --target fnn_bench_dp_train
+cmake --build --preset release --target fnn_bench_dp_train fnn-train
 exe=$root/build/release/bench/distributed/fnn_bench_dp_train
+train=$root/build/release/examples/fnn_train/fnn-train
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -26,12 +27,25 @@ run() {  # run <label> <command...>: appends "<label>|<samples/s>|<accuracy>" to
     echo "$label|$sps|$acc" >> "$log"
   }
 }
+# fnn-train itself (checkpoints and per-epoch test scoring included in the run, not in the rate): the
+# samples_per_second of metrics.csv (training loop only) of its last epoch, and the final test accuracy.
+tool() {  # tool <out dir> <command...>
+  local dir=$1
+  shift
+  rm -rf "$dir"
+  "$@" --epochs "$epochs" --out "$dir" > /dev/null 2>&1 || { echo "failed: $*"; return 1; }
+  tail -n 1 "$dir/metrics.csv" | awk -F, '{printf "fnn-train: %d samples/s, test accuracy %s\n", $9, $7}'
+}
+scratch=$(mktemp -d)
+trap 'rm -f "$log"; rm -rf "$scratch"' EXIT
 for ((i = 1; i <= rounds; ++i)); do
   echo "== round $i"
   run "fnn 1 process, batch 128" "$exe" --epochs "$epochs" --batch 128
   run "fnn 2 processes x 64 (global 128)" mpirun --oversubscribe -np 2 "$exe" --epochs "$epochs" --batch 64
   run "fnn 2 processes x 64, SyncBatchNorm" mpirun --oversubscribe -np 2 "$exe" --epochs "$epochs" --batch 64 --sync-bn
   run "fnn 2 processes x 128 (global 256)" mpirun --oversubscribe -np 2 "$exe" --epochs "$epochs" --batch 128
+  run "fnn-train 1 process, batch 128" tool "$scratch/one" "$train" --batch 128
+  run "fnn-train --distributed 2 x 128 (global 256)" tool "$scratch/two" mpirun --oversubscribe -np 2 "$train" --distributed --batch 128
   run "torch DDP 1 process, batch 128" /usr/bin/python3 bench/distributed/torch_ddp.py --procs 1 --batch 128 --epochs "$epochs"
   run "torch DDP 2 processes x 64 (global 128)" /usr/bin/python3 bench/distributed/torch_ddp.py --procs 2 --batch 64 --epochs "$epochs"
   run "torch DDP 2 processes x 128 (global 256)" /usr/bin/python3 bench/distributed/torch_ddp.py --procs 2 --batch 128 --epochs "$epochs"
@@ -55,7 +69,8 @@ samples of the global batch per second of the training loop (data loading and te
 | run | samples/s | vs 1 process (same implementation) | test accuracy |
 | --- | ---: | ---: | ---: |""")
 for k, v in runs.items():
-    base = med["fnn 1 process, batch 128"] if k.startswith("fnn") else med.get("torch DDP 1 process, batch 128", 0)
+    base = (med.get("fnn-train 1 process, batch 128", 0) if k.startswith("fnn-train")
+            else med["fnn 1 process, batch 128"] if k.startswith("fnn") else med.get("torch DDP 1 process, batch 128", 0))
     ratio = f"{med[k] / base:.2f}x" if base else "-"
     print(f"| {k} | {med[k]:.0f} | {ratio} | {statistics.median(a for _, a in v):.4f} |")
 f2 = med.get("fnn 2 processes x 128 (global 256)"); t2 = med.get("torch DDP 2 processes x 128 (global 256)")
