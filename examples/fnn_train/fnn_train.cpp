@@ -180,6 +180,18 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(float_in(0, 0.999999));
   app.add_flag("--ema-warmup", o.ema_warmup, "EMA decay min(--ema, (1 + n) / (10 + n)) at update n");
+  std::string init_from;
+  app.add_option("--init-from", init_from,
+                 "transfer learning: start from this model checkpoint (e.g. another run's model.safetensors) "
+                 "instead of the seeded initialization");
+  app.add_option("--init-layers", o.init_layers, "load only the first N layers of --init-from (0: all)")
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 20));
+  app.add_option("--freeze", o.freeze,
+                 "freeze layers [0, N) (layers count from 0 after the input: 3 is the first dense+batch_norm+gelu "
+                 "block): no gradient, no update, batch-norm statistics fixed")
+      ->capture_default_str()
+      ->check(integer_in(0, 1 << 20));
   app.add_flag("--tta", o.tta, "score the final model with test-time augmentation (mean over shifted/flipped copies)");
   app.add_flag("--resume", o.resume,
                "continue the run in --out from its last checkpoint (same options give the same result as an "
@@ -199,6 +211,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   o.data = data;
   o.out = out;
+  if (!init_from.empty()) o.init_from = init_from;
   // MPI starts only for --distributed: a one-process run never touches it.
 #ifdef FNN_TRAIN_MPI
   std::optional<fnn::distributed::environment> mpi;

@@ -132,6 +132,11 @@ struct options : optimizer_settings, schedule_settings {
   // and scored at the end (0: off); ema_warmup: decay min(ema, (1 + n) / (10 + n)) at update n.
   float ema = 0;
   bool ema_warmup = false;
+  // Transfer learning: start from the first `init_layers` layers of a model checkpoint (0: all of it) instead
+  // of the seeded initialization, and freeze layers [0, freeze) (no gradient, batch-norm statistics fixed).
+  std::filesystem::path init_from;
+  int init_layers = 0;
+  int freeze = 0;
   bool tta = false;      // the final test score averages the predictions over shifted/flipped copies
   bool resume = false;
   int stop_after = 0;  // stop after this epoch as if interrupted (0: never; to test --resume)
@@ -154,7 +159,8 @@ BOOST_HANA_ADAPT_STRUCT(fnn_train::schedule_settings, schedule, gamma, step_epoc
                         plateau_min_lr);
 BOOST_HANA_ADAPT_STRUCT(fnn_train::options, epochs, batch, lr, optimizer, seed, threads, data, out, standardize, augment,
                         noise, subset, test_subset, val, stratify, early_stop, min_delta, monitor, average, tta, resume,
-                        stop_after, quiet, distributed, sync_batch_norm, ema, ema_warmup);
+                        stop_after, quiet, distributed, sync_batch_norm, ema, ema_warmup, init_from, init_layers,
+                        freeze);
 
 namespace fnn_train {
 // f(name, field&) over every reflected field of the options, the two settings structs' included.
@@ -782,6 +788,22 @@ result train_with(const options& o, Opt opt, std::FILE* out, world& w) {
                                  .direction = o.monitor == "loss" ? fnn::train::goal::minimize
                                                                   : fnn::train::goal::maximize}};
   net_t net{fnn::seed{o.seed}};
+  if (o.freeze < 0 || std::size_t(o.freeze) > net_t::layer_count)
+    throw fnn::value_error("--freeze must be in [0, " + std::to_string(net_t::layer_count) + "] layers, got " +
+                           std::to_string(o.freeze));
+  if (o.init_layers < 0 || std::size_t(o.init_layers) > net_t::layer_count)
+    throw fnn::value_error("--init-layers must be in [0, " + std::to_string(net_t::layer_count) + "], got " +
+                           std::to_string(o.init_layers));
+  if (o.init_layers > 0 && o.init_from.empty()) throw fnn::value_error("--init-layers needs --init-from CHECKPOINT");
+  // A resumed run has its weights in the state; a new one starts from --init-from when given (strict: every
+  // tensor of the part loaded must match by name, dtype and shape).
+  // (Distributed: rank 0 loads it; data_parallel then gives every rank rank 0's parameters and statistics.)
+  if (!o.init_from.empty() && !o.resume && root) {
+    if (o.init_layers > 0) fnn::io::load_model_part(o.init_from, net, {.layers = std::size_t(o.init_layers)});
+    else fnn::io::load_model(o.init_from, net);
+  }
+  // The frozen flags are not in the state: applied on every start, resumed or not.
+  if (o.freeze > 0) net.freeze_layers(0, std::size_t(o.freeze));
   int first_epoch = 1;
   int last_good = 0;      // the epoch of the training state on disk (0: none)
   std::string rows;       // metrics.csv without its header; kept in the training state too

@@ -273,6 +273,43 @@ BOOST_AUTO_TEST_CASE(ema_exports_the_weight_average_without_changing_training_an
   BOOST_CHECK_THROW(fnn_train::train(plain), fnn::value_error);
 }
 
+// --init-from / --init-layers / --freeze: fine-tune the head of a trained network with its first block fixed.
+BOOST_AUTO_TEST_CASE(transfer_learning_loads_a_prefix_freezes_it_and_resumes_exactly) {
+  scratch_dir data("wft_data"), base("wft_base"), a("wft_a"), b("wft_b");
+  fnn_train::test::write_synthetic_mnist(data.path, 400, 100);
+  auto o = small_run(data.path, base.path);
+  o.epochs = 2;
+  fnn_train::train(o);
+  const auto pretrained = fnn::io::read_safetensors(base.path / "model.safetensors");
+  o.out = a.path;
+  o.seed = 7;  // another initialization for what is not loaded
+  o.init_from = base.path / "model.safetensors";
+  o.init_layers = 3;  // dense + batch_norm + gelu
+  o.freeze = 3;
+  fnn_train::train(o);
+  const auto tuned = fnn::io::read_safetensors(a.path / "model.safetensors");
+  for (const char* name : {"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"})
+    BOOST_TEST((tuned.at(name).bytes == pretrained.at(name).bytes), name << " is frozen: the pretrained values");
+  BOOST_TEST((tuned.at("1.num_batches_tracked").bytes == pretrained.at("1.num_batches_tracked").bytes));
+  for (const char* name : {"3.weight", "4.weight", "4.running_mean", "6.weight"})
+    BOOST_TEST((tuned.at(name).bytes != pretrained.at(name).bytes), name << " trains");
+  // Interrupted after epoch 1 and resumed (the frozen flags are re-applied from the options): the same bits.
+  o.out = b.path;
+  o.stop_after = 1;
+  fnn_train::train(o);
+  o.stop_after = 0;
+  o.resume = true;
+  fnn_train::train(o);
+  BOOST_TEST((slurp(a.path / "model.safetensors") == slurp(b.path / "model.safetensors")));
+  // Bad requests are refused before anything runs.
+  o.resume = false;
+  o.freeze = 99;
+  BOOST_CHECK_THROW(fnn_train::train(o), fnn::value_error);
+  o.freeze = 0;
+  o.init_from.clear();
+  BOOST_CHECK_THROW(fnn_train::train(o), fnn::value_error);  // --init-layers without --init-from
+}
+
 BOOST_AUTO_TEST_CASE(fnn_eval_ensemble_averages_probabilities) {
 #ifndef FNN_EVAL_EXE
   BOOST_TEST_MESSAGE("skipped: fnn-eval not built");
