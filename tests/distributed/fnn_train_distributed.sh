@@ -40,6 +40,17 @@ close "$sync_loss" "$one_loss" 1e-3 1 || fail "SyncBatchNorm: test loss $sync_lo
 close "$sync_acc" "$one_acc" 0.005 0 || fail "SyncBatchNorm: accuracy $sync_acc vs one process $one_acc"
 close "$local_acc" "$one_acc" 0.03 0 || fail "per-rank statistics: accuracy $local_acc vs one process $one_acc"
 
+# Penalty terms are added once, after the reduction: with --penalty-l2 the two runs still agree.
+"$train" "${common[@]}" --batch 128 --penalty-l2 1e-3 --out "$work/one_l2" >/dev/null 2>&1 || fail "1-process L2 run failed"
+"$mpiexec" -np 2 "$train" --distributed --sync-batch-norm "${common[@]}" --batch 64 --penalty-l2 1e-3 \
+  --out "$work/sync_l2" >/dev/null 2>&1 || fail "the 2-rank L2 run failed"
+read -r one_l2_loss _ < <(last "$work/one_l2")
+read -r sync_l2_loss _ < <(last "$work/sync_l2")
+train_loss() { tail -n 1 "$1/metrics.csv" | cut -d, -f4; }
+echo "--penalty-l2 1e-3: train loss 1 x 128 $(train_loss "$work/one_l2"), 2 x 64 $(train_loss "$work/sync_l2")"
+close "$(train_loss "$work/sync_l2")" "$(train_loss "$work/one_l2")" 1e-3 1 || fail "--penalty-l2: the train losses differ"
+close "$sync_l2_loss" "$one_l2_loss" 1e-3 1 || fail "--penalty-l2: test loss $sync_l2_loss vs $one_l2_loss"
+
 "$mpiexec" -np 2 "$train" --distributed --sync-batch-norm "${common[@]}" --batch 64 --out "$work/resumed" \
   --stop-after 1 >/dev/null 2>&1 || fail "the interrupted run failed"
 "$mpiexec" -np 2 "$train" --distributed --out "$work/resumed" --resume --data "$data" >"$work/resume.log" 2>&1 ||
