@@ -143,7 +143,8 @@ struct layer_norm final {
 // layer_norm<F> does, in the same order.
 template <std::size_t F, std::size_t G>
 struct group_norm final {
-  static_assert(diagnostics::holds<typename diagnostics::deploy_group_norm_groups<G>::template must_divide_in_features<F>>);
+  static_assert(
+      diagnostics::holds<typename diagnostics::deploy_group_norm_groups<G>::template must_divide_in_features<F>>);
   static constexpr std::size_t in_features = F, out_features = F, groups = G;
   // A valid stand-in after the diagnostic (G = 0 would divide by zero), so that only it is reported.
   static constexpr std::size_t group_size = G > 0 && F % G == 0 ? F / G : F;

@@ -115,8 +115,9 @@ BOOST_AUTO_TEST_CASE(group_norm_entries) {
   saved_checkpoint<group_norm_net> c("group_norm");
   BOOST_TEST(c.file.metadata.at("fnn.layers") == "dense 20 12; group_norm 12 12 groups=3; gelu 12 12; dense 12 4");
   const std::string h = fnn_export::export_header(c.file, {});
-  BOOST_TEST(contains(h, "    fnn::deploy::dense<20, 12>,\n    fnn::deploy::group_norm<12, 3>,\n"
-                         "    fnn::deploy::activation<12, fnn::deploy::act::gelu>,\n    fnn::deploy::dense<12, 4>>;"));
+  BOOST_TEST(contains(h,
+                      "    fnn::deploy::dense<20, 12>,\n    fnn::deploy::group_norm<12, 3>,\n"
+                      "    fnn::deploy::activation<12, fnn::deploy::act::gelu>,\n    fnn::deploy::dense<12, 4>>;"));
   BOOST_TEST(contains(h, "// 1: group norm, 3 groups (layer 1)"));
   BOOST_TEST(contains(h, "parameter_count == " + std::to_string(20 * 12 + 12 + 2 * 12 + 12 * 4 + 4)));
   fnn_export::options o;

@@ -46,7 +46,7 @@ void check_identical(const Model& exported, const char* checkpoint, std::uint32_
     fnn_deploy_test::check_close(a, want, 5e-5);
     for (std::size_t i = 0; i < a.size(); ++i)
       worst = std::max(worst, double(std::abs(a[i] - want.view()(fnn::index_t(i / Net::out_features),
-                                                                   fnn::index_t(i % Net::out_features)))));
+                                                                 fnn::index_t(i % Net::out_features)))));
   }
   BOOST_TEST_MESSAGE(checkpoint << ": exported header vs net.infer(), worst |difference| " << worst);
 }

@@ -91,8 +91,7 @@ BOOST_AUTO_TEST_CASE(every_layer_kind_batch_1_and_5) {
 }
 
 // group_norm<3> over 12 features: its own deploy layer (dense before it alone, the GELU after it a lone activation).
-using group_norm_net =
-    fnn::sequential<fnn::input<20>, fnn::dense<12>, fnn::group_norm<3>, fnn::gelu, fnn::dense<4>>;
+using group_norm_net = fnn::sequential<fnn::input<20>, fnn::dense<12>, fnn::group_norm<3>, fnn::gelu, fnn::dense<4>>;
 using group_norm_model = d::model_of<group_norm_net, d::static_batch<4>>;
 static_assert(std::is_same_v<group_norm_model, d::model<d::static_batch<4>, d::dense<20, 12>, d::group_norm<12, 3>,
                                                         d::activation<12, d::act::gelu>, d::dense<12, 4>>>);
@@ -161,8 +160,8 @@ BOOST_AUTO_TEST_CASE(trained_group_norm_batch_1_and_4) {
 // group_norm<F> (instance norm): each feature alone normalizes to 0, so the layer outputs beta whatever the input.
 BOOST_AUTO_TEST_CASE(instance_norm_outputs_beta) {
   using net_t = fnn::sequential<fnn::input<6>, fnn::dense<8>, fnn::group_norm<8>, fnn::dense<3>>;
-  static_assert(std::is_same_v<d::model_of<net_t>, d::model<d::static_batch<1>, d::dense<6, 8>, d::group_norm<8, 8>,
-                                                            d::dense<8, 3>>>);
+  static_assert(std::is_same_v<d::model_of<net_t>,
+                               d::model<d::static_batch<1>, d::dense<6, 8>, d::group_norm<8, 8>, d::dense<8, 3>>>);
   net_t net{fnn::seed{5}};
   check_against_infer<1>(net, 91);
   check_against_infer<3>(net, 92);
