@@ -36,10 +36,9 @@ struct layer_entry {
 
 inline const std::map<std::string, std::set<std::string>>& known_layers() {
   static const std::map<std::string, std::set<std::string>> k = {
-      {"dense", {"bias"}},    {"batch_norm", {}}, {"layer_norm", {}}, {"prelu", {}},
-      {"maxout", {"pieces"}}, {"dropout", {"p"}}, {"relu", {}},       {"leaky_relu", {"slope"}},
-      {"elu", {"alpha"}},     {"selu", {}},       {"sigmoid", {}},    {"tanh", {}},
-      {"gelu", {}},           {"gelu_tanh", {}},  {"swish", {}}};
+      {"dense", {"bias"}}, {"batch_norm", {}}, {"layer_norm", {}}, {"group_norm", {"groups"}}, {"prelu", {}},
+      {"maxout", {"pieces"}}, {"dropout", {"p"}}, {"relu", {}}, {"leaky_relu", {"slope"}}, {"elu", {"alpha"}},
+      {"selu", {}}, {"sigmoid", {}}, {"tanh", {}}, {"gelu", {}}, {"gelu_tanh", {}}, {"swish", {}}};
   return k;
 }
 
@@ -84,6 +83,11 @@ inline std::vector<layer_entry> parse_layers(const std::string& text, const std:
       if (p < 1 || p != std::floor(p) || e.in != e.out * std::size_t(p))
         fail(i, "(maxout " + std::to_string(e.in) + " -> " + std::to_string(e.out) + ") needs pieces=in/out");
     }
+    if (e.name == "group_norm") {  // no default: torch.nn.GroupNorm has none, and a guess would mis-normalize
+      const double g = e.option("groups", 0);
+      if (g < 1 || g != std::floor(g) || e.in % std::size_t(g) != 0)
+        fail(i, "(group_norm " + std::to_string(e.in) + ") needs groups=G, a divisor of " + std::to_string(e.in));
+    }
     if (i > 0 && e.in != out.back().out)
       fail(i, "(" + e.name + ") takes " + std::to_string(e.in) + " features, layer " + std::to_string(i - 1) +
                   " gives " + std::to_string(out.back().out));
@@ -106,7 +110,7 @@ inline std::vector<fnn::io::tensor_spec> expected_tensors(const std::vector<laye
     } else if (l.name == "batch_norm") {
       for (const char* n : {"weight", "bias", "running_mean", "running_var"}) s.push_back({p + n, dtype::f32, {in}});
       s.push_back({p + "num_batches_tracked", dtype::i64, {}});
-    } else if (l.name == "layer_norm") {
+    } else if (l.name == "layer_norm" || l.name == "group_norm") {
       s.push_back({p + "weight", dtype::f32, {in}});
       s.push_back({p + "bias", dtype::f32, {in}});
     } else if (l.name == "prelu") {
@@ -202,6 +206,13 @@ inline std::vector<deploy_layer> lower(const fnn::io::safetensors_file& f, const
     } else if (l.name == "layer_norm") {
       d.type = "fnn::deploy::layer_norm<" + std::to_string(l.in) + ">";
       d.comment = "layer norm (" + at + ")";
+      d.init = "{" + array_init(values(l, "weight", {F}), at + " weight") + ",\n    " +
+               array_init(values(l, "bias", {F}), at + " bias") + "}";
+      d.parameters = 2 * l.in;
+    } else if (l.name == "group_norm") {
+      const std::string groups = std::to_string(std::size_t(l.option("groups", 1)));
+      d.type = "fnn::deploy::group_norm<" + std::to_string(l.in) + ", " + groups + ">";
+      d.comment = "group norm, " + groups + " groups (" + at + ")";
       d.init = "{" + array_init(values(l, "weight", {F}), at + " weight") + ",\n    " +
                array_init(values(l, "bias", {F}), at + " bias") + "}";
       d.parameters = 2 * l.in;

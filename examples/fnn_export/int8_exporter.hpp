@@ -5,7 +5,8 @@
 // images drawn with a seed, or rows given in-process) and the range of every tensor it observes gives that
 // tensor's int8 scale and zero point (deploy/quantize.hpp). A dense layer becomes int8::dense (a ReLU after it
 // its clamp); any other activation, and PReLU, becomes a 256-entry int8::lookup table; maxout stays maxout. A
-// batch norm with no dense layer before it and layer norm have no int8 form here and are refused by name.
+// batch norm with no dense layer before it, layer norm and group norm have no int8 form here and are refused by
+// name.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>

@@ -215,19 +215,6 @@ struct at_deploy_layer {
   };
 };
 
-// freeze(net) / model_of<net>: a training layer that has no deploy counterpart.
-template <std::size_t layer_index>
-struct freeze_at_layer {
-  template <bool has_deploy_layer>
-  struct group_norm_has_a_deploy_layer {
-    static constexpr bool ok = has_deploy_layer;
-    static_assert(fnn::diagnostics::freeze_at_layer<layer_index>::template group_norm_has_a_deploy_layer<
-                      has_deploy_layer>::ok,
-                  "fnn: deploy::freeze does not support group_norm yet (fnn::deploy has no group_norm layer); "
-                  "run such a network with net.infer(), or use layer_norm (= group_norm<1>)");
-  };
-};
-
 template <std::size_t pieces>
 struct deploy_maxout_pieces {
   template <std::size_t in_features>
@@ -235,6 +222,16 @@ struct deploy_maxout_pieces {
     static constexpr bool ok = pieces > 0 && in_features % pieces == 0;
     static_assert(fnn::diagnostics::deploy_maxout_pieces<pieces>::template must_divide_in_features<in_features>::ok,
                   "fnn: deploy::maxout<in_features, pieces> needs in_features divisible by pieces");
+  };
+};
+
+template <std::size_t groups>
+struct deploy_group_norm_groups {
+  template <std::size_t in_features>
+  struct must_divide_in_features {
+    static constexpr bool ok = groups > 0 && in_features % groups == 0;
+    static_assert(fnn::diagnostics::deploy_group_norm_groups<groups>::template must_divide_in_features<in_features>::ok,
+                  "fnn: deploy::group_norm<in_features, groups> needs in_features divisible by groups");
   };
 };
 

@@ -143,13 +143,9 @@ template <class... D, std::size_t I, class T, std::size_t F, class... Rest>
 struct lower<list<D...>, list<at<I, layer_norm_layer<T, F>>, Rest...>> {
   using type = typename lower<list<D..., entry<layer_norm<F>, I>>, list<Rest...>>::type;
 };
-// No deploy counterpart: refused with a diagnostic naming the layer, rather than an incomplete-type error
-// (or a model that silently drops it). The lowering then skips it (same width), so that only it is reported.
 template <class... D, std::size_t I, class T, std::size_t F, std::size_t G, class... Rest>
 struct lower<list<D...>, list<at<I, group_norm_layer<T, F, G>>, Rest...>> {
-  static_assert(fnn::diagnostics::holds<
-                typename fnn::diagnostics::freeze_at_layer<I>::template group_norm_has_a_deploy_layer<false>>);
-  using type = typename lower<list<D...>, list<Rest...>>::type;
+  using type = typename lower<list<D..., entry<group_norm<F, G>, I>>, list<Rest...>>::type;
 };
 template <class... D, std::size_t I, class T, std::size_t F, class... Rest>
 struct lower<list<D...>, list<at<I, prelu_layer<T, F>>, Rest...>> {
@@ -198,7 +194,7 @@ void fill(Layers& layers, P& p) {
   } else if constexpr (requires { src.running_var(); }) {  // batch norm alone
     fold_batch_norm(deploy_layer::in_features, src.gamma().data(), src.beta().data(), src.running_mean().data(),
                     src.running_var().data(), p.scale, p.shift);
-  } else if constexpr (requires { p.gamma; }) {  // layer norm: its parameters through the visitor
+  } else if constexpr (requires { p.gamma; }) {  // layer or group norm: weight then bias, through the visitor
     std::size_t k = 0;
     src.for_each_parameter(0, [&](auto& ref) {
       for (std::size_t j = 0; j < ref.value.size(); ++j) (k == 0 ? p.gamma : p.beta)[j] = float(ref.value[j]);

@@ -138,6 +138,34 @@ struct layer_norm final {
   }
 };
 
+// Group normalization, torch.nn.GroupNorm(G, F) on [rows, F] (eps 1e-5): layer_norm's computation over each of
+// the G runs of F / G consecutive features, then the per-feature affine. group_norm<F, 1> computes what
+// layer_norm<F> does, in the same order.
+template <std::size_t F, std::size_t G>
+struct group_norm final {
+  static_assert(
+      diagnostics::holds<typename diagnostics::deploy_group_norm_groups<G>::template must_divide_in_features<F>>);
+  static constexpr std::size_t in_features = F, out_features = F, groups = G;
+  // A valid stand-in after the diagnostic (G = 0 would divide by zero), so that only it is reported.
+  static constexpr std::size_t group_size = G > 0 && F % G == 0 ? F / G : F;
+  struct params {
+    float gamma[F];
+    float beta[F];
+  };
+  static constexpr std::size_t parameter_count = 2 * F;
+  static void run(const params& p, const float* x, float* y, std::size_t rows) noexcept {
+    for (std::size_t r = 0; r < rows; ++r, x += F, y += F)
+      for (std::size_t j0 = 0; j0 < F; j0 += group_size) {
+        float mean = 0.0f, m2 = 0.0f;
+        for (std::size_t j = j0; j < j0 + group_size; ++j) mean += x[j];
+        mean /= float(group_size);
+        for (std::size_t j = j0; j < j0 + group_size; ++j) m2 += (x[j] - mean) * (x[j] - mean);
+        const float rstd = 1.0f / std::sqrt(m2 / float(group_size) + 1e-5f);
+        for (std::size_t j = j0; j < j0 + group_size; ++j) y[j] = p.gamma[j] * (x[j] - mean) * rstd + p.beta[j];
+      }
+  }
+};
+
 // Parametric ReLU with one slope shared by all features (torch.nn.PReLU()).
 template <std::size_t F>
 struct prelu final {

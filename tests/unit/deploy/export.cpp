@@ -19,15 +19,18 @@ namespace {
 using net_t = fnn::sequential<fnn::input<13>, fnn::dense<17>, fnn::batch_norm, fnn::leaky_relu<0.07>, fnn::dropout<0.2>,
                               fnn::dense<5>>;
 
+using group_norm_net = fnn::sequential<fnn::input<20>, fnn::dense<12>, fnn::group_norm<3>, fnn::gelu, fnn::dense<4>>;
+
+template <class Net = net_t>
 struct saved_checkpoint {
   std::filesystem::path path;
   fnn::io::safetensors_file file;
   explicit saved_checkpoint(const std::string& name, bool with_layers = true) {
     path = std::filesystem::temp_directory_path() / ("fnn_deploy_export_" + std::to_string(::getpid()) + name);
-    net_t net{fnn::seed{4}};
+    Net net{fnn::seed{4}};
     fnn_deploy_test::randomize(net, 5);
     fnn::io::metadata meta;
-    if (with_layers) meta["fnn.layers"] = fnn::layers_text<net_t>();
+    if (with_layers) meta["fnn.layers"] = fnn::layers_text<Net>();
     fnn::io::save_model(path, net, meta);
     file = fnn::io::read_safetensors(path);
   }
@@ -103,6 +106,31 @@ BOOST_AUTO_TEST_CASE(layer_list_from_the_command_line_or_an_error) {
   BOOST_TEST(contains(export_error(c.file, o), "layer 2 names an unknown layer \"mish\""));
   o.layers = "dense 13 17; batch_norm 17 17; relu 17 17; dense 16 5";
   BOOST_TEST(contains(export_error(c.file, o), "layer 3 (dense) takes 16 features, layer 2 gives 17"));
+}
+
+// "group_norm <in> <out> groups=G" (fnn::layers_text's form) -> deploy::group_norm<in, G>, weight and bias [in] as
+// its gamma and beta; the group count is required and must divide the width. (The compiled header's outputs are
+// checked in export_roundtrip.cpp, whose mixed network has a group_norm.)
+BOOST_AUTO_TEST_CASE(group_norm_entries) {
+  saved_checkpoint<group_norm_net> c("group_norm");
+  BOOST_TEST(c.file.metadata.at("fnn.layers") == "dense 20 12; group_norm 12 12 groups=3; gelu 12 12; dense 12 4");
+  const std::string h = fnn_export::export_header(c.file, {});
+  BOOST_TEST(contains(h,
+                      "    fnn::deploy::dense<20, 12>,\n    fnn::deploy::group_norm<12, 3>,\n"
+                      "    fnn::deploy::activation<12, fnn::deploy::act::gelu>,\n    fnn::deploy::dense<12, 4>>;"));
+  BOOST_TEST(contains(h, "// 1: group norm, 3 groups (layer 1)"));
+  BOOST_TEST(contains(h, "parameter_count == " + std::to_string(20 * 12 + 12 + 2 * 12 + 12 * 4 + 4)));
+  fnn_export::options o;
+  o.layers = "dense 20 12; group_norm 12 12; gelu 12 12; dense 12 4";
+  BOOST_TEST(contains(export_error(c.file, o), "layer 1 (group_norm 12) needs groups=G, a divisor of 12"));
+  o.layers = "dense 20 12; group_norm 12 12 groups=5; gelu 12 12; dense 12 4";
+  BOOST_TEST(contains(export_error(c.file, o), "layer 1 (group_norm 12) needs groups=G, a divisor of 12"));
+  o.layers = "dense 20 12; group_norm 12 12 groups=1.5; gelu 12 12; dense 12 4";
+  BOOST_TEST(contains(export_error(c.file, o), "layer 1 (group_norm 12) needs groups=G, a divisor of 12"));
+  o.layers = "dense 20 12; group_norm 12 12 groups=4; gelu 12 12; dense 12 4";  // another valid count
+  BOOST_TEST(contains(fnn_export::export_header(c.file, o), "fnn::deploy::group_norm<12, 4>"));
+  std::erase_if(c.file.tensors, [](const auto& t) { return t.name == "1.bias"; });
+  BOOST_TEST(contains(export_error(c.file), "missing: 1.bias F32 [12]"));
 }
 
 BOOST_AUTO_TEST_CASE(hex_floats_round_trip_exactly) {

@@ -1,6 +1,8 @@
 // Headers written by fnn-export at build time (tests/unit/deploy/CMakeLists.txt), compiled with -Wall -Wextra
 // -Werror: the same model type as freeze() gives for the network, and bit-identical outputs to a run-time freeze
 // of the same checkpoint (same kernels, same summation order; -ffp-contract=off so no FMA changes a rounding).
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -29,6 +31,7 @@ void check_identical(const Model& exported, const char* checkpoint, std::uint32_
   const auto frozen = d::freeze<Batch>(net);
   // Every parameter bit, then the outputs.
   BOOST_TEST(std::memcmp(&frozen->params, &exported.params, sizeof exported.params) == 0);
+  double worst = 0;
   for (std::uint32_t k = 0; k < 5; ++k) {
     const auto x = fnn_deploy_test::random_input<float>(Model::input_size, seed + k);
     std::vector<float> a(Model::output_size), b(Model::output_size);
@@ -41,7 +44,11 @@ void check_identical(const Model& exported, const char* checkpoint, std::uint32_
     const auto want =
         net.infer(fnn::const_matrix_view<float>(x.data(), fnn::index_t(Model::batch), fnn::index_t(Net::in_features)));
     fnn_deploy_test::check_close(a, want, 5e-5);
+    for (std::size_t i = 0; i < a.size(); ++i)
+      worst = std::max(worst, double(std::abs(a[i] - want.view()(fnn::index_t(i / Net::out_features),
+                                                                 fnn::index_t(i % Net::out_features)))));
   }
+  BOOST_TEST_MESSAGE(checkpoint << ": exported header vs net.infer(), worst |difference| " << worst);
 }
 
 BOOST_AUTO_TEST_CASE(main_job_header_matches_run_time_freeze_bit_for_bit) {

@@ -29,7 +29,21 @@ constexpr int8_model_t int8_model = [] {
   return m;
 }();
 
+// Group norm, 2 groups of 2: x = (1, 3 | 10, 14) has group means 2 and 12, variances 1 and 4, so
+// y = gamma * (-1, 1 | -1, 1) * s + beta with s = 1 / sqrt(1 + 1e-5) and 2 / sqrt(4 + 1e-5).
+using group_norm_model_t = d::model<d::static_batch<1>, d::group_norm<4, 2>>;
+constexpr group_norm_model_t group_norm_model{{{{1, 2, 1, 1}, {0, 0, 0.5f, 0}}, {}}};
+
 int main() {
+  {
+    const float x[4] = {1, 3, 10, 14};
+    float y[4] = {};
+    group_norm_model.predict(x, y);
+    const float s1 = 0.99999500f, s2 = 0.99999875f;  // 1 / sqrt(1.00001), 2 / sqrt(4.00001)
+    const float want[4] = {-s1, 2 * s1, 0.5f - s2, s2};
+    for (int i = 0; i < 4; ++i)
+      if (!(y[i] - want[i] < 1e-6f && want[i] - y[i] < 1e-6f)) return 5;
+  }
   {
     // x = (5, 3) -> in (4, 2): (4 + 4 + 1) / 2 = 4.5 -> 5, then -4 = 1; (-12 + 2) / 2 = -5 -> -4 (-9 clamped to -4)
     // -> table: -1, 4; out (-1 + 4) / 2 = 1.5 -> 2.

@@ -2,14 +2,19 @@
 #include "fnn/deploy/freeze.hpp"
 
 #include <boost/mpl/list.hpp>
+#include <algorithm>
 #include <boost/test/unit_test.hpp>
+#include <cstdint>
 #include <cstring>
+#include <iterator>
+#include <memory>
 #include <ostream>
 #include <tuple>
 #include <type_traits>
 #include <vector>
 
 #include "fnn/fnn.hpp"
+#include "fnn/optim/adam.hpp"
 #include "helpers.hpp"
 
 namespace d = fnn::deploy;
@@ -83,6 +88,89 @@ BOOST_AUTO_TEST_CASE(every_layer_kind_batch_1_and_5) {
   mixed_net net{fnn::seed{3}};
   check_against_infer<1>(net, 21);
   check_against_infer<5>(net, 22);
+}
+
+// group_norm<3> over 12 features: its own deploy layer (dense before it alone, the GELU after it a lone activation).
+using group_norm_net = fnn::sequential<fnn::input<20>, fnn::dense<12>, fnn::group_norm<3>, fnn::gelu, fnn::dense<4>>;
+using group_norm_model = d::model_of<group_norm_net, d::static_batch<4>>;
+static_assert(std::is_same_v<group_norm_model, d::model<d::static_batch<4>, d::dense<20, 12>, d::group_norm<12, 3>,
+                                                        d::activation<12, d::act::gelu>, d::dense<12, 4>>>);
+static_assert(group_norm_model::parameter_count == 20 * 12 + 12 + 2 * 12 + 12 * 4 + 4);
+
+// A few AdamW steps move gamma and beta away from 1 and 0 (so a fill that skipped or swapped them shows), then the
+// frozen model against net.infer(); and the same parameters normalized over one group instead of three are far off
+// (so the comparison can fail when the groups are wrong).
+BOOST_AUTO_TEST_CASE(trained_group_norm_batch_1_and_4) {
+  group_norm_net net{fnn::seed{17}};
+  const auto x = random_input<float>(32 * 20, 71);
+  std::vector<std::int32_t> labels(32);
+  for (std::size_t i = 0; i < 32; ++i) labels[i] = std::int32_t((x[i * 20] > 0) + 2 * (x[i * 20 + 1] > 0));
+  fnn::optim::adamw opt{{.lr = 5e-2f}};
+  for (int step = 0; step < 10; ++step)
+    net.train_step(fnn::const_matrix_view<float>(x.data(), 32, 20), labels, fnn::loss::softmax_cross_entropy{}, opt);
+  const auto& gn = net.layer<1>();
+  double moved_gamma = 0, moved_beta = 0;
+  for (std::size_t j = 0; j < 12; ++j) {
+    moved_gamma = std::max(moved_gamma, double(std::abs(gn.gamma()[j] - 1.0f)));
+    moved_beta = std::max(moved_beta, double(std::abs(gn.beta()[j])));
+  }
+  BOOST_TEST(moved_gamma > 0.05);
+  BOOST_TEST(moved_beta > 0.05);
+
+  const auto one = d::freeze(net);
+  const auto four = d::freeze<d::static_batch<4>>(net);
+  const auto& p = d::params_of<1>(*four);
+  for (std::size_t j = 0; j < 12; ++j) {
+    BOOST_TEST(p.gamma[j] == gn.gamma()[j]);
+    BOOST_TEST(p.beta[j] == gn.beta()[j]);
+  }
+  double worst = 0;
+  for (std::uint32_t k = 0; k < 4; ++k) {
+    const auto in = random_input<float>(4 * 20, 80 + k);
+    const auto want = net.infer(fnn::const_matrix_view<float>(in.data(), 4, 20));
+    std::vector<float> got(4 * 4);
+    four->predict(in.data(), got.data());
+    check_close(got, want, 1e-5);
+    for (std::size_t i = 0; i < got.size(); ++i)
+      worst = std::max(worst, double(std::abs(got[i] - want.view()(fnn::index_t(i / 4), fnn::index_t(i % 4)))));
+    std::vector<float> row(4);
+    one->predict(in.data(), row.data());
+    for (std::size_t c = 0; c < 4; ++c) BOOST_TEST(row[c] == got[c]);  // batch 1 = row 0 of batch 4, bit for bit
+  }
+  BOOST_TEST_MESSAGE("freeze(group_norm net) vs net.infer(): worst |difference| " << worst);
+
+  using one_group_model = d::model<d::static_batch<4>, d::dense<20, 12>, d::group_norm<12, 1>,
+                                   d::activation<12, d::act::gelu>, d::dense<12, 4>>;
+  auto other = std::make_unique<one_group_model>();
+  d::params_of<0>(*other) = d::params_of<0>(*four);
+  std::copy(std::begin(p.gamma), std::end(p.gamma), d::params_of<1>(*other).gamma);
+  std::copy(std::begin(p.beta), std::end(p.beta), d::params_of<1>(*other).beta);
+  d::params_of<3>(*other) = d::params_of<3>(*four);
+  const auto in = random_input<float>(4 * 20, 90);
+  std::vector<float> a(16), b(16);
+  four->predict(in.data(), a.data());
+  other->predict(in.data(), b.data());
+  double apart = 0;
+  for (std::size_t i = 0; i < 16; ++i) apart = std::max(apart, double(std::abs(a[i] - b[i])));
+  BOOST_TEST(apart > 1e-2);
+  BOOST_TEST_MESSAGE("group_norm freeze: gamma moved " << moved_gamma << ", beta " << moved_beta
+                                                       << "; one group instead of three: " << apart);
+}
+
+// group_norm<F> (instance norm): each feature alone normalizes to 0, so the layer outputs beta whatever the input.
+BOOST_AUTO_TEST_CASE(instance_norm_outputs_beta) {
+  using net_t = fnn::sequential<fnn::input<6>, fnn::dense<8>, fnn::group_norm<8>, fnn::dense<3>>;
+  static_assert(std::is_same_v<d::model_of<net_t>,
+                               d::model<d::static_batch<1>, d::dense<6, 8>, d::group_norm<8, 8>, d::dense<8, 3>>>);
+  net_t net{fnn::seed{5}};
+  check_against_infer<1>(net, 91);
+  check_against_infer<3>(net, 92);
+  const auto m = d::freeze(net);
+  const auto& p = d::params_of<1>(*m);
+  const auto x = random_input<float>(2 * 8, 93);
+  std::vector<float> y(2 * 8);
+  d::group_norm<8, 8>::run(p, x.data(), y.data(), 2);
+  for (std::size_t i = 0; i < y.size(); ++i) BOOST_TEST(y[i] == p.beta[i % 8]);
 }
 
 BOOST_AUTO_TEST_CASE(double_network_to_float_tolerance) {

@@ -455,6 +455,11 @@ BOOST_AUTO_TEST_CASE(refuses_what_has_no_int8_form) {
   const std::string e = int8_error(ln.file, with_rows(6, 4));
   BOOST_TEST_INFO(e);
   BOOST_TEST(e.find("layer 1 (layer_norm) has no int8 form") != std::string::npos);
+  using gn_net = fnn::sequential<fnn::input<6>, fnn::dense<8>, fnn::relu, fnn::group_norm<2>, fnn::dense<3>>;
+  int8_checkpoint<gn_net> gn("gn");
+  const std::string g = int8_error(gn.file, with_rows(6, 4));
+  BOOST_TEST_INFO(g);
+  BOOST_TEST(g.find("layer 2 (group_norm) has no int8 form") != std::string::npos);
   using bn_net = fnn::sequential<fnn::input<6>, fnn::batch_norm, fnn::dense<3>>;
   int8_checkpoint<bn_net> bn("bn");
   BOOST_TEST(int8_error(bn.file, with_rows(6, 4)).find("layer 0 (batch_norm) follows no dense layer") !=

@@ -13,16 +13,16 @@ import torch
 
 # fnn-export --layers spec of the same network (tests/unit/deploy/CMakeLists.txt passes it).
 LAYERS = ("dense 20 24; batch_norm 24 24; gelu 24 24; dropout 24 24 p=0.1; dense 24 12; prelu 12 12; "
-          "layer_norm 12 12; tanh 12 12; dense 12 6")
+          "layer_norm 12 12; tanh 12 12; group_norm 12 12 groups=4; dense 12 6")
 
 
 def model():
     torch.manual_seed(3)
     m = torch.nn.Sequential(torch.nn.Linear(20, 24), torch.nn.BatchNorm1d(24), torch.nn.GELU(), torch.nn.Dropout(0.1),
                             torch.nn.Linear(24, 12), torch.nn.PReLU(), torch.nn.LayerNorm(12), torch.nn.Tanh(),
-                            torch.nn.Linear(12, 6))
+                            torch.nn.GroupNorm(4, 12), torch.nn.Linear(12, 6))
     with torch.no_grad():  # statistics and affines far from the identity, so a wrong fold shows
-        bn, ln = m[1], m[6]
+        bn, ln, gn = m[1], m[6], m[8]
         bn.running_mean.copy_(torch.randn(24) * 0.5)
         bn.running_var.copy_(torch.rand(24) * 1.5 + 0.5)
         bn.weight.copy_(torch.rand(24) + 0.5)
@@ -31,6 +31,8 @@ def model():
         m[5].weight.fill_(0.3)
         ln.weight.copy_(torch.rand(12) + 0.5)
         ln.bias.copy_(torch.randn(12) * 0.3)
+        gn.weight.copy_(torch.rand(12) + 0.5)
+        gn.bias.copy_(torch.randn(12) * 0.3)
     return m.eval()
 
 
