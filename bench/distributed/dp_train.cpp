@@ -1,6 +1,6 @@
 // The main job (784-256-256-10, dense + batch_norm + gelu twice, AdamW lr 1e-3 weight decay 1e-2, cosine
 // schedule over all steps, pixels / 255) trained data-parallel on Fashion-MNIST: `mpirun -np N
-// fnn_bench_dp_train [--batch B] [--epochs E] [--sync-bn] [--overlap 0|1]`. B is the per-rank batch; the global
+// fnn_bench_dp_train [--batch B] [--epochs E] [--sync-bn] [--overlap 0|1] [--bucket-kb K]`. B is the per-rank batch; the global
 // batch is B x N. Every epoch's permutation is the same on every rank (seeded); rank r takes rows [rB, (r+1)B)
 // of each global batch. Prints the training samples per second (global, data loading and test evaluation
 // excluded) and rank 0's test accuracy. Single-process: `fnn_bench_dp_train` without mpirun (N = 1).
@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   fnn::distributed::communicator world;
   int batch = 128, epochs = 1;
   bool sync_bn = false, overlap = true;
+  long bucket_kb = 25 * 1024;  // DDP's 25 MB
   std::filesystem::path data = "/usr/share/datasets/fashion-mnist";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -60,6 +61,7 @@ int main(int argc, char** argv) {
     else if (a == "--data") data = value();
     else if (a == "--sync-bn") sync_bn = true;
     else if (a == "--overlap") overlap = value() != "0";
+    else if (a == "--bucket-kb") bucket_kb = std::stol(value());
     else {
       std::fprintf(stderr, "unknown argument %s\n", a.c_str());
       return 2;
@@ -69,7 +71,8 @@ int main(int argc, char** argv) {
   const auto train = fnn::io::load_mnist(data, fnn::io::split::train);
   const auto test = fnn::io::load_mnist(data, fnn::io::split::test);
   net_t net{fnn::seed{42}};
-  fnn::distributed::data_parallel dp(net, world, {.overlap = overlap, .sync_batch_norm = sync_bn});
+  fnn::distributed::data_parallel dp(
+      net, world, {.bucket_bytes = std::size_t(bucket_kb) << 10, .overlap = overlap, .sync_batch_norm = sync_bn});
   fnn::optim::adamw opt{{.lr = 1e-3f, .weight_decay = 1e-2f}};
   const fnn::index_t global = fnn::index_t(batch) * world.size();
   const std::int64_t steps = train.size() / global;  // full global batches only
