@@ -135,10 +135,23 @@ inline T fma(T x, T y, T z) noexcept {
   return x * y + z;
 #endif
 }
+// xsimd 8.1 has no AVX-512 fma kernel: its avx512f fma is the generic x * y + z, fused only where the compiler
+// contracts it (GCC does at -O2, not at -O1: the ASan build's lanes then rounded twice while the scalar tail,
+// std::fma, rounded once). The AVX-512 instructions are called directly.
 template <class T, class A>
 inline xsimd::batch<T, A> fma(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y,
                               const xsimd::batch<T, A>& z) noexcept {
+#if defined(__AVX512F__)
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A> && std::is_same_v<T, float>) {
+    return _mm512_fmadd_ps(x, y, z);
+  } else if constexpr (std::is_base_of_v<xsimd::avx512f, A> && std::is_same_v<T, double>) {
+    return _mm512_fmadd_pd(x, y, z);
+  } else {
+    return xsimd::fma(x, y, z);
+  }
+#else
   return xsimd::fma(x, y, z);
+#endif
 }
 
 // max(x, y) that returns x when x is NaN (and x when y is NaN): put the value that must propagate first,
